@@ -1,0 +1,183 @@
+"""The error tree of s3_eventstore, and nothing else.
+
+Modelled on DB-API: one base class, a branch per kind of failure, and builtin
+mix-ins where a caller would naturally catch the builtin (``ValueError`` for bad
+input, ``ConnectionError``/``TimeoutError`` for transient storage faults).
+Storage driver errors (botocore) never escape the public API: they are
+translated in one place (:mod:`s3_eventstore.s3.errors`) and chained with
+``raise ... from err``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from s3_eventstore.envelope import AgentEventEnvelope
+
+__all__ = [
+    "AccessDeniedError",
+    "BucketNotFoundError",
+    "ConfigurationError",
+    "CorruptObjectError",
+    "EventStoreError",
+    "IntegrityError",
+    "InvalidEnvelopeError",
+    "InvalidInputError",
+    "InvalidThreadIdError",
+    "InvalidTurnError",
+    "ObjectLockedError",
+    "StorageError",
+    "StorageThrottledError",
+    "StorageUnavailableError",
+    "TurnAlreadyFinishedError",
+    "TurnFinishedError",
+    "TurnStateError",
+    "UnsafeEndpointError",
+    "UnsupportedFormatError",
+]
+
+
+class EventStoreError(Exception):
+    """Base class of every error raised by this library."""
+
+
+# --- invalid input: raised before any request is made ----------------------------------
+
+
+class InvalidInputError(EventStoreError, ValueError):
+    """An argument is not acceptable; nothing was read or written."""
+
+
+class InvalidThreadIdError(InvalidInputError):
+    """A thread id is empty, not a string, not valid UTF-8 or too long for the key layout."""
+
+
+class InvalidTurnError(InvalidInputError):
+    """A turn number is not an integer in ``0..2**64-1`` (``bool`` is not an integer here)."""
+
+
+class InvalidEnvelopeError(InvalidInputError):
+    """An envelope is not in the agent-sdk wire shape or cannot be serialised losslessly."""
+
+
+class ConfigurationError(EventStoreError, ValueError):
+    """The store was configured with values it cannot work with (bucket, prefix, limits)."""
+
+
+# --- the turn state machine: open -> finished --------------------------------------------
+
+
+class TurnStateError(EventStoreError):
+    """An operation does not fit the turn's state. Carries ``thread_id`` and ``turn``."""
+
+    def __init__(self, message: str, *, thread_id: str, turn: int) -> None:
+        super().__init__(message)
+        self.thread_id = thread_id
+        self.turn = turn
+
+
+class TurnFinishedError(TurnStateError):
+    """``append`` to a turn that is already finished; the event was not recorded."""
+
+    def __init__(self, thread_id: str, turn: int) -> None:
+        super().__init__(
+            f"cannot append to finished turn {turn} of thread {thread_id!r}",
+            thread_id=thread_id,
+            turn=turn,
+        )
+
+
+class TurnAlreadyFinishedError(TurnStateError):
+    """``finish_turn`` of a turn that is already finished, by this store or another writer.
+
+    When another writer won the race, the events this store had buffered for the
+    turn were *not* written. They are handed back in ``unwritten_events`` (empty
+    when there were none) so the caller decides what to do with them.
+    """
+
+    def __init__(
+        self,
+        thread_id: str,
+        turn: int,
+        *,
+        unwritten_events: Sequence[AgentEventEnvelope] = (),
+        key: str | None = None,
+    ) -> None:
+        detail = f" (object {key!r} exists)" if key else ""
+        super().__init__(
+            f"turn {turn} is already finished in thread {thread_id!r}{detail}",
+            thread_id=thread_id,
+            turn=turn,
+        )
+        self.unwritten_events: tuple[AgentEventEnvelope, ...] = tuple(unwritten_events)
+        self.key = key
+
+
+# --- integrity: what is in the bucket is not what the manifest promises -----------------
+
+
+class IntegrityError(EventStoreError):
+    """An object in the bucket failed verification. Carries the object ``key``."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+class CorruptObjectError(IntegrityError):
+    """A turn object does not decode, or does not match its manifest (size, count, checksum)."""
+
+
+class UnsupportedFormatError(IntegrityError):
+    """A turn object was written in a format version or codec this library cannot read."""
+
+
+# --- storage: the service said no, or could not be reached --------------------------------
+
+
+class StorageError(EventStoreError):
+    """The object store failed a request. The botocore exception is chained as ``__cause__``."""
+
+    def __init__(
+        self, message: str, *, operation: str | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.code = code
+
+
+class StorageUnavailableError(StorageError, ConnectionError):
+    """The endpoint could not be reached or failed (network fault, 5xx) after retries."""
+
+
+class StorageThrottledError(StorageUnavailableError):
+    """The endpoint kept answering SlowDown/503 until the retry budget ran out."""
+
+
+class AccessDeniedError(StorageError, PermissionError):
+    """The credentials in use may not perform the request (IAM, bucket or KMS policy)."""
+
+
+class BucketNotFoundError(StorageError):
+    """The configured bucket does not exist."""
+
+
+class ObjectLockedError(StorageError):
+    """Objects could not be deleted because Object Lock (WORM) retention protects them.
+
+    ``deleted`` and ``not_deleted`` list the keys of the batch that were and were not removed.
+    """
+
+    def __init__(
+        self, message: str, *, deleted: Sequence[str] = (), not_deleted: Sequence[str] = ()
+    ) -> None:
+        super().__init__(message, operation="DeleteObjects", code="AccessDenied")
+        self.deleted = tuple(deleted)
+        self.not_deleted = tuple(not_deleted)
+
+
+class UnsafeEndpointError(StorageError):
+    """The endpoint does not honour a guarantee the store relies on (e.g. ``If-None-Match``)."""
