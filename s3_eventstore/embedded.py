@@ -8,10 +8,12 @@ on 127.0.0.1 only and on a free port.
 from __future__ import annotations
 
 import logging
-from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Self
 
 from s3_eventstore.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 __all__ = ["EmbeddedS3Server"]
 
@@ -38,7 +40,7 @@ class EmbeddedS3Server:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.endpoint_url = ""
 
-    def start(self) -> EmbeddedS3Server:
+    def start(self) -> Self:
         """Start serving; sets :attr:`endpoint_url`."""
         self._server.start()
         host, port = self._server.get_host_and_port()
@@ -63,7 +65,7 @@ class EmbeddedS3Server:
         with urllib.request.urlopen(request, timeout=10):
             pass
 
-    def __enter__(self) -> EmbeddedS3Server:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

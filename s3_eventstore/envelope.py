@@ -66,6 +66,36 @@ def _reject_non_finite(value: Any, path: str = "$") -> None:
             _reject_non_finite(item, f"{path}[{index}]")
 
 
+def _core_fields(data: Any) -> tuple[str, int, str, str]:
+    """Validate the four fields every envelope has; return them."""
+    if not isinstance(data, dict):
+        raise InvalidEnvelopeError(f"an envelope must be a JSON object, not {type(data).__name__}")
+    try:
+        event_id = data["event_id"]
+        sequence = data["sequence"]
+        timestamp = data["timestamp"]
+        event_type = data["type"]
+    except KeyError as err:
+        raise InvalidEnvelopeError(f"envelope has no {err.args[0]!r} field") from None
+    if not isinstance(event_id, str):
+        raise InvalidEnvelopeError("event_id must be a UUID string")
+    try:
+        uuid.UUID(event_id)
+    except ValueError:
+        raise InvalidEnvelopeError(f"event_id {event_id!r} is not a UUID") from None
+    if type(sequence) is not int or not 0 <= sequence <= U64_MAX:
+        raise InvalidEnvelopeError(f"sequence must be an integer in 0..2**64-1, not {sequence!r}")
+    if not isinstance(timestamp, str):
+        raise InvalidEnvelopeError("timestamp must be an RFC 3339 string")
+    try:
+        _parse_rfc3339(timestamp)
+    except ValueError as err:
+        raise InvalidEnvelopeError(f"timestamp {timestamp!r} is not RFC 3339: {err}") from None
+    if not isinstance(event_type, str) or not event_type:
+        raise InvalidEnvelopeError(f"type must be a non-empty string, not {event_type!r}")
+    return event_id, sequence, timestamp, event_type
+
+
 class AgentEventEnvelope:
     """One agent event in the agent-sdk serde JSON shape.
 
@@ -89,35 +119,7 @@ class AgentEventEnvelope:
 
     @classmethod
     def _build(cls, raw: bytes, data: Any) -> AgentEventEnvelope:
-        if not isinstance(data, dict):
-            raise InvalidEnvelopeError(
-                f"an envelope must be a JSON object, not {type(data).__name__}"
-            )
-        try:
-            event_id = data["event_id"]
-            sequence = data["sequence"]
-            timestamp = data["timestamp"]
-            event_type = data["type"]
-        except KeyError as err:
-            raise InvalidEnvelopeError(f"envelope has no {err.args[0]!r} field") from None
-        if not isinstance(event_id, str):
-            raise InvalidEnvelopeError("event_id must be a UUID string")
-        try:
-            uuid.UUID(event_id)
-        except ValueError:
-            raise InvalidEnvelopeError(f"event_id {event_id!r} is not a UUID") from None
-        if type(sequence) is not int or not 0 <= sequence <= U64_MAX:
-            raise InvalidEnvelopeError(
-                f"sequence must be an integer in 0..2**64-1, not {sequence!r}"
-            )
-        if not isinstance(timestamp, str):
-            raise InvalidEnvelopeError("timestamp must be an RFC 3339 string")
-        try:
-            _parse_rfc3339(timestamp)
-        except ValueError as err:
-            raise InvalidEnvelopeError(f"timestamp {timestamp!r} is not RFC 3339: {err}") from None
-        if not isinstance(event_type, str) or not event_type:
-            raise InvalidEnvelopeError(f"type must be a non-empty string, not {event_type!r}")
+        event_id, sequence, timestamp, event_type = _core_fields(data)
         self = object.__new__(cls)
         self._raw = raw
         self._event_id = event_id
@@ -161,6 +163,7 @@ class AgentEventEnvelope:
         if not isinstance(data, Mapping):
             raise InvalidEnvelopeError(f"an envelope must be a mapping, not {type(data).__name__}")
         plain = dict(data)
+        _core_fields(plain)
         _reject_non_finite(plain)
         try:
             raw = orjson.dumps(plain)

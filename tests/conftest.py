@@ -7,14 +7,16 @@ synchronous boto3 client for reading and planting objects behind the store's bac
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 
 from s3_eventstore import S3EventStore
 from s3_eventstore.embedded import CREDENTIALS, EmbeddedS3Server
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
 
 _bucket_numbers = itertools.count()
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from s3_eventstore import S3EventStore
 from s3_eventstore.testing import EventStoreConformance
+
+if TYPE_CHECKING:
+    from s3_eventstore import S3EventStore
 
 
 class TestS3Conformance(EventStoreConformance):

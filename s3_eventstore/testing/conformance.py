@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -26,8 +25,12 @@ from s3_eventstore.errors import (
     TurnFinishedError,
 )
 from s3_eventstore.identifiers import TURN_MAX
-from s3_eventstore.store import EventStore
 from s3_eventstore.testing.vectors import AgentSdkVectors, find_agent_sdk_fixtures
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from s3_eventstore.store import EventStore
 
 __all__ = ["EventStoreConformance", "make_event"]
 
@@ -53,7 +56,9 @@ ODD_THREAD_IDS = [
 ]
 
 
-def make_event(sequence: int = 0, event_type: str = "text_delta", **fields: Any) -> AgentEventEnvelope:
+def make_event(
+    sequence: int = 0, event_type: str = "text_delta", **fields: Any
+) -> AgentEventEnvelope:
     """A valid envelope with a fresh id, for tests that do not care about content."""
     return AgentEventEnvelope.create(
         event_type, fields or {"delta": f"d{sequence}"}, sequence=sequence
@@ -162,9 +167,7 @@ class EventStoreConformance:
         assert await store.get_turns("t") == [StoredTurnEvents(9, (), True)]
         assert await store.event_count("t") == 0
 
-    async def test_turns_in_numeric_order_whatever_the_write_order(
-        self, store: EventStore
-    ) -> None:
+    async def test_turns_in_numeric_order_whatever_the_write_order(self, store: EventStore) -> None:
         order = [10, 2, TURN_MAX, 0, 1, 100, 11]
         events = {turn: make_event(turn % 7) for turn in order}
         for turn in order:
@@ -199,8 +202,9 @@ class EventStoreConformance:
                 await store.finish_turn("t", turn)
         everything = await store.get_events("t")
         assert await store.event_count("t") == len(everything) == 9
-        for offset in range(0, 12):
+        for offset in range(12):
             assert await store.get_events_since("t", offset) == everything[offset:], offset
+        bad: Any
         for bad in (-1, 1.5, None, True):
             with pytest.raises(InvalidInputError):
                 await store.get_events_since("t", bad)
