@@ -10,6 +10,7 @@ from s3_eventstore.envelope import AgentEventEnvelope, StoredTurnEvents
 from s3_eventstore.errors import (
     AccessDeniedError,
     BucketNotFoundError,
+    BufferLimitError,
     ConfigurationError,
     CorruptObjectError,
     EventStoreError,
@@ -25,6 +26,7 @@ from s3_eventstore.errors import (
     TurnAlreadyFinishedError,
     TurnFinishedError,
     TurnStateError,
+    TurnStreamingError,
     UnsafeEndpointError,
     UnsupportedFormatError,
 )
@@ -39,6 +41,7 @@ __all__ = [
     "AccessDeniedError",
     "AgentEventEnvelope",
     "BucketNotFoundError",
+    "BufferLimitError",
     "ConfigurationError",
     "CorruptObjectError",
     "EventStore",
@@ -60,6 +63,7 @@ __all__ = [
     "TurnFinishedError",
     "TurnManifest",
     "TurnStateError",
+    "TurnStreamingError",
     "UnsafeEndpointError",
     "UnsupportedFormatError",
     "__version__",

@@ -141,11 +141,11 @@ class AgentEventEnvelope:
             InvalidEnvelopeError: not JSON, not an object, or a required field is missing
                 or malformed.
         """
-        raw = line.encode("utf-8") if isinstance(line, str) else bytes(line)
-        raw = raw.strip(b" \t\r\n")
         try:
+            raw = line.encode("utf-8") if isinstance(line, str) else bytes(line)
+            raw = raw.strip(b" \t\r\n")
             data = orjson.loads(raw)
-        except (orjson.JSONDecodeError, UnicodeEncodeError) as err:
+        except (orjson.JSONDecodeError, UnicodeEncodeError, TypeError) as err:
             raise InvalidEnvelopeError(f"envelope is not valid JSON: {err}") from None
         if _LINE_BREAKS.search(raw):
             raw = orjson.dumps(data)

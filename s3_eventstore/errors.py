@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AccessDeniedError",
     "BucketNotFoundError",
+    "BufferLimitError",
     "ConfigurationError",
     "CorruptObjectError",
     "EventStoreError",
@@ -35,6 +36,7 @@ __all__ = [
     "TurnAlreadyFinishedError",
     "TurnFinishedError",
     "TurnStateError",
+    "TurnStreamingError",
     "UnsafeEndpointError",
     "UnsupportedFormatError",
 ]
@@ -114,6 +116,36 @@ class TurnAlreadyFinishedError(TurnStateError):
         )
         self.unwritten_events: tuple[AgentEventEnvelope, ...] = tuple(unwritten_events)
         self.key = key
+
+
+class TurnStreamingError(TurnStateError):
+    """The open turn is being streamed to S3, so its events are not held in memory.
+
+    Raised by reads that would need the events of such a turn (they become readable
+    when ``finish_turn`` completes), and by ``append`` after a failed ``finish_turn``
+    of a streamed turn sealed its payload (call ``finish_turn`` again, or discard it).
+    """
+
+    def __init__(self, message: str, *, thread_id: str, turn: int) -> None:
+        super().__init__(message, thread_id=thread_id, turn=turn)
+
+
+# --- resource limits -----------------------------------------------------------------------
+
+
+class BufferLimitError(EventStoreError):
+    """``append`` would take the store's buffered bytes over ``max_buffer_bytes``.
+
+    Raised before anything is buffered: the event was not recorded. Finish or discard
+    open turns (or raise the limit) and append it again.
+    """
+
+    def __init__(self, message: str, *, limit: int, buffered: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        """The configured ``max_buffer_bytes``."""
+        self.buffered = buffered
+        """Bytes buffered across open turns when the append was refused."""
 
 
 # --- integrity: what is in the bucket is not what the manifest promises -----------------

@@ -7,12 +7,53 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from s3_eventstore.errors import BufferLimitError
+
 if TYPE_CHECKING:
     import asyncio
 
     from s3_eventstore.envelope import AgentEventEnvelope
+    from s3_eventstore.s3.multipart import StreamedTurn
 
-__all__ = ["OpenTurn", "OpenTurnInfo"]
+__all__ = ["BufferBudget", "OpenTurn", "OpenTurnInfo"]
+
+
+class BufferBudget:
+    """Bytes held in memory by one store's open turns, against ``max_buffer_bytes``.
+
+    Buffered JSON lines of ordinary turns and the not-yet-uploaded compressed bytes of
+    streamed turns both count, so the limit bounds what the process actually holds.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        """The configured ``max_buffer_bytes``."""
+        self.used = 0
+        """Bytes held right now."""
+
+    def reserve(self, size: int) -> None:
+        """Account ``size`` more bytes, refusing to go over the limit.
+
+        Raises:
+            BufferLimitError: ``used + size`` exceeds the limit; nothing was accounted.
+        """
+        if self.used + size > self.limit:
+            raise BufferLimitError(
+                f"buffering {size} more bytes would exceed max_buffer_bytes={self.limit} "
+                f"({self.used} bytes are buffered in open turns); the event was not "
+                f"recorded: finish or discard open turns first",
+                limit=self.limit,
+                buffered=self.used,
+            )
+        self.used += size
+
+    def force(self, size: int) -> None:
+        """Account bytes that must be held whatever the limit (compressed output in flight)."""
+        self.used += size
+
+    def release(self, size: int) -> None:
+        """Give back bytes no longer held."""
+        self.used = max(0, self.used - size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,11 +67,16 @@ class OpenTurnInfo:
     events: int
     """Events buffered."""
     buffered_bytes: int
-    """Bytes of JSON lines buffered (what the turn object will hold uncompressed)."""
+    """Bytes of JSON lines appended (what the turn object will hold uncompressed)."""
     opened_at: float
     """``time.time()`` of the turn's first append (or ``finish_turn``)."""
     last_append_at: float
     """``time.time()`` of the latest append."""
+    streaming: bool = False
+    """True when the turn outgrew ``max_turn_buffer_bytes`` and is being uploaded in parts
+    (its events are not held in memory; reads of it raise ``TurnStreamingError``)."""
+    memory_bytes: int = 0
+    """Bytes this turn holds in memory now (for a streamed turn: compressed, not uploaded)."""
 
     @property
     def idle_seconds(self) -> float:
@@ -52,19 +98,31 @@ class OpenTurn:
     """Stable across retries of ``finish_turn``, so a retry can recognise its own object."""
     sealing: asyncio.Event | None = None
     """Set while a ``finish_turn`` is uploading; appends and other finishes wait on it."""
+    stream: StreamedTurn | None = None
+    """Set once the turn outgrew ``max_turn_buffer_bytes``: ``events`` is then empty and
+    every further event goes straight to the stream's multipart upload."""
 
     def add(self, envelope: AgentEventEnvelope) -> None:
         """Buffer one event (the hot path: no I/O, no encoding)."""
         self.events.append(envelope)
         self.buffered_bytes += envelope.wire_size + 1
+        self.last_append_at = time.time()
+
+    @property
+    def event_count(self) -> int:
+        """Events appended so far, streamed or buffered."""
+        return self.stream.encoder.events if self.stream is not None else len(self.events)
 
     def info(self) -> OpenTurnInfo:
         """A snapshot for :meth:`S3EventStore.open_turns`."""
+        stream = self.stream
         return OpenTurnInfo(
             self.thread_id,
             self.turn,
-            len(self.events),
-            self.buffered_bytes,
+            self.event_count,
+            stream.encoder.raw_bytes if stream is not None else self.buffered_bytes,
             self.opened_at,
             self.last_append_at or self.opened_at,
+            streaming=stream is not None,
+            memory_bytes=stream.memory_bytes if stream is not None else self.buffered_bytes,
         )

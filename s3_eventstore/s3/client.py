@@ -47,7 +47,8 @@ def client_config(settings: ClientSettings) -> Any:
     if settings.addressing_style:
         s3_options["addressing_style"] = settings.addressing_style
     return AioConfig(
-        retries={"mode": settings.retry_mode, "max_attempts": settings.max_attempts},
+        # botocore's "max_attempts" counts retries; "total_max_attempts" counts attempts.
+        retries={"mode": settings.retry_mode, "total_max_attempts": settings.max_attempts},
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         max_pool_connections=settings.max_pool_connections,

@@ -5,20 +5,36 @@ turn and PUTs it once with ``If-None-Match: *``, so exactly one writer can ever
 finish a turn. Read path: LIST the thread's folder, then GET (or HEAD, when only
 manifests are needed) in turn order with bounded concurrency, verifying every
 object against its manifest. Turns open in this store are merged into reads.
+
+Bounded memory: a turn whose buffer reaches ``max_turn_buffer_bytes`` is streamed to
+S3 as a multipart upload while appends continue (:mod:`s3_eventstore.s3.multipart`),
+and ``append`` refuses, with ``BufferLimitError``, to take the store's buffered bytes
+over ``max_buffer_bytes``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import re
+import time
+import uuid
 from collections import OrderedDict
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 from urllib.parse import urlparse
 
-from s3_eventstore.codec import EncodedTurn, TurnCodec, TurnManifest
+from s3_eventstore.codec import (
+    TRAILER_BYTES,
+    EncodedTurn,
+    StreamHeader,
+    TurnCodec,
+    TurnManifest,
+    TurnStreamEncoder,
+    read_manifest,
+)
 from s3_eventstore.envelope import AgentEventEnvelope, StoredTurnEvents
 from s3_eventstore.errors import (
     ConfigurationError,
@@ -27,19 +43,26 @@ from s3_eventstore.errors import (
     StorageError,
     TurnAlreadyFinishedError,
     TurnFinishedError,
+    TurnStreamingError,
+    UnsafeEndpointError,
 )
 from s3_eventstore.identifiers import check_thread_id, check_turn
 from s3_eventstore.memory import check_envelope
-from s3_eventstore.s3.buffers import OpenTurn, OpenTurnInfo
+from s3_eventstore.s3.buffers import BufferBudget, OpenTurn, OpenTurnInfo
 from s3_eventstore.s3.cache import ManifestCache
 from s3_eventstore.s3.client import ClientSettings, open_client
 from s3_eventstore.s3.errors import is_not_found, is_precondition_failed, translate
 from s3_eventstore.s3.keys import KeyLayout
 from s3_eventstore.s3.metrics import RequestCounter
+from s3_eventstore.s3.multipart import MIN_PART_BYTES, StreamedTurn
+from s3_eventstore.s3.purge import PurgeReport, purge_versions
+from s3_eventstore.s3.verify import VerifyReport, verify_objects
 from s3_eventstore.store import EventStore, check_offset
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
+
+    from s3_eventstore.doctor import ProbeResult
 
 __all__ = ["S3EventStore"]
 
@@ -51,6 +74,13 @@ DELETE_BATCH_LIMIT: Final = 1000
 """S3 accepts at most 1000 keys per DeleteObjects request (moto does not enforce it)."""
 ENCODE_IN_THREAD_BYTES: Final = 1 << 20
 """Turns larger than this are compressed on a worker thread to keep the event loop live."""
+DEFAULT_MAX_TURN_BUFFER_BYTES: Final = 8 << 20
+"""A turn buffering this many bytes of JSON lines is streamed to S3 from then on."""
+DEFAULT_MAX_BUFFER_BYTES: Final = 256 << 20
+"""Bytes all open turns of one store may hold in memory before ``append`` refuses."""
+DEFAULT_PART_BYTES: Final = 8 << 20
+"""Compressed bytes per multipart part of a streamed turn (S3 needs >= 5 MiB)."""
+_LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 _BUCKET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]")
 _T = TypeVar("_T")
 
@@ -89,6 +119,24 @@ class S3EventStore(EventStore):
         connect_timeout: Seconds to connect.
         read_timeout: Seconds to wait for a response.
         addressing_style: ``"path"`` or ``"virtual"``; ``None`` lets botocore decide.
+        max_turn_buffer_bytes: JSON-line bytes one turn buffers in memory; a turn reaching
+            it is streamed to S3 (multipart upload) while appends continue.
+        max_buffer_bytes: Bytes all open turns may hold in memory together; an ``append``
+            that would exceed it raises ``BufferLimitError`` and records nothing.
+        multipart_part_bytes: Compressed bytes per part of a streamed turn (>= 5 MiB).
+        max_parts_in_flight: Parts of one streamed turn cut but not yet uploaded before
+            ``append`` waits for the upload (back-pressure).
+        check_endpoint: Probe once, before the first write, that the endpoint honours
+            ``If-None-Match: *`` (two conditional PUTs and a DELETE under
+            ``{prefix}_doctor/``). ``None`` (default) probes endpoints that are neither
+            AWS nor loopback (test and development servers); ``True`` always; ``False``
+            never.
+        allow_unsafe_endpoint: Write even when the probe finds that the endpoint ignores
+            ``If-None-Match`` (a warning is logged): two writers of one turn can then
+            silently overwrite each other.
+        operation_timeout: Seconds one S3 call may take in total, retries and backoff
+            included (botocore only bounds each attempt); ``None`` for no bound. On expiry
+            the call raises :class:`StorageUnavailableError`.
 
     Raises:
         ConfigurationError: bucket, prefix or limits are unusable.
@@ -112,6 +160,13 @@ class S3EventStore(EventStore):
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         addressing_style: str | None = None,
+        operation_timeout: float | None = 60.0,
+        max_turn_buffer_bytes: int = DEFAULT_MAX_TURN_BUFFER_BYTES,
+        max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
+        multipart_part_bytes: int = DEFAULT_PART_BYTES,
+        max_parts_in_flight: int = 2,
+        check_endpoint: bool | None = None,
+        allow_unsafe_endpoint: bool = False,
     ) -> None:
         if not isinstance(bucket, str) or not _BUCKET_NAME.fullmatch(bucket):
             raise ConfigurationError(f"{bucket!r} is not a valid bucket name")
@@ -121,6 +176,34 @@ class S3EventStore(EventStore):
             raise ConfigurationError(f"unknown retry_mode {retry_mode!r}")
         if type(max_attempts) is not int or max_attempts < 1:
             raise ConfigurationError("max_attempts must be a positive int")
+        if operation_timeout is not None and (
+            isinstance(operation_timeout, bool)
+            or not isinstance(operation_timeout, int | float)
+            or not 0 < operation_timeout < float("inf")
+        ):
+            raise ConfigurationError("operation_timeout must be a positive number of seconds")
+        self.operation_timeout = operation_timeout
+        for name, value, least in (
+            ("max_turn_buffer_bytes", max_turn_buffer_bytes, 1),
+            ("max_buffer_bytes", max_buffer_bytes, 1),
+            ("multipart_part_bytes", multipart_part_bytes, MIN_PART_BYTES),
+            ("max_parts_in_flight", max_parts_in_flight, 1),
+        ):
+            if type(value) is not int or value < least:
+                raise ConfigurationError(f"{name} must be an int >= {least}, not {value!r}")
+        self.max_turn_buffer_bytes = max_turn_buffer_bytes
+        """JSON-line bytes one turn buffers before it is streamed to S3."""
+        self.multipart_part_bytes = multipart_part_bytes
+        """Compressed bytes per part of a streamed turn."""
+        self.max_parts_in_flight = max_parts_in_flight
+        """Parts of one streamed turn waiting for upload before appends wait."""
+        self._budget = BufferBudget(max_buffer_bytes)
+        self._check_endpoint = check_endpoint
+        self._allow_unsafe_endpoint = allow_unsafe_endpoint
+        self._probe_lock = asyncio.Lock()
+        self.endpoint_probe: ProbeResult | None = None
+        """The conditional-write probe's result once it ran (see ``check_endpoint``)."""
+        """Bound on the total time of one S3 call, retries included (``None``: unbounded)."""
         try:
             self._codec = TurnCodec(compression_level)
         except ValueError as err:
@@ -191,11 +274,17 @@ class S3EventStore(EventStore):
         """Close the client if this store created it. Open turns are kept in memory.
 
         Buffered events of turns that were never finished are lost when the process ends:
-        a warning is logged when any remain.
+        a warning is logged when any remain. Streamed turns stop uploading after their
+        in-flight part (their multipart uploads stay until finished, discarded or expired
+        by the bucket's lifecycle rule).
         """
         pending = sum(len(turns) for turns in self._open.values())
         if pending:
             logger.warning("closing S3EventStore with %d open turn(s) not finished", pending)
+        for turns in list(self._open.values()):
+            for open_turn in list(turns.values()):
+                if open_turn.stream is not None:
+                    await open_turn.stream.stop()
         if self._stack is not None:
             stack, self._stack = self._stack, None
             self._client = None
@@ -203,7 +292,7 @@ class S3EventStore(EventStore):
 
     async def _get_client(self) -> Any:
         if self._client is not None:
-            return self._client
+            return self._bounded(self._client)
         async with self._client_lock:
             if self._client is None:
                 stack = AsyncExitStack()
@@ -214,7 +303,23 @@ class S3EventStore(EventStore):
                     raise translate(err, operation="CreateClient") from err
                 self.requests.attach(client)
                 self._stack, self._client = stack, client
-        return self._client
+        return self._bounded(self._client)
+
+    def _bounded(self, client: Any) -> Any:
+        """``client`` with each API call bounded by ``operation_timeout``, retries included.
+
+        Every S3 call goes through :meth:`_get_client`, so bounding here covers them all
+        without touching a call site. Expiry surfaces as a builtin ``TimeoutError`` inside
+        the call, which :func:`translate` turns into ``StorageUnavailableError``.
+        """
+        if self.operation_timeout is None:
+            return client
+        return _DeadlineClient(client, self.operation_timeout)
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes all open turns hold in memory now (what ``max_buffer_bytes`` bounds)."""
+        return self._budget.used
 
     @property
     def client(self) -> Any:
@@ -224,7 +329,11 @@ class S3EventStore(EventStore):
     # --- write path -------------------------------------------------------------------
 
     async def append(self, thread_id: str, turn: int, envelope: AgentEventEnvelope) -> None:
-        """Buffer one event in its open turn. Costs no S3 request.
+        """Buffer one event in its open turn. Costs no S3 request, except for streamed turns.
+
+        A turn whose buffer reaches ``max_turn_buffer_bytes`` is streamed from then on:
+        events are compressed at once and uploaded in parts in the background; ``append``
+        waits only when ``max_parts_in_flight`` parts are waiting for the upload.
 
         Raises:
             InvalidThreadIdError: bad thread id, or too long for S3 keys under this prefix.
@@ -232,14 +341,98 @@ class S3EventStore(EventStore):
             InvalidEnvelopeError: ``envelope`` is not an :class:`AgentEventEnvelope`.
             TurnFinishedError: this store knows the turn is finished (it finished or read
                 it). A turn finished by another writer is only detected by ``finish_turn``.
+            BufferLimitError: the event would take the store over ``max_buffer_bytes``.
+            TurnStreamingError: a streamed turn whose payload a failed ``finish_turn``
+                sealed, or that was discarded while this append waited.
+            StorageError: a part of a streamed turn could not be uploaded; the turn is
+                still open and the next append or ``finish_turn`` retries the upload.
+
+            Whenever it raises, the event was not recorded.
         """
         if type(envelope) is not AgentEventEnvelope:
             check_envelope(envelope)
         turns = self._open.get(thread_id) if type(thread_id) is str else None
         open_turn = turns.get(turn) if turns is not None and type(turn) is int else None
+        if open_turn is not None and open_turn.sealing is None and open_turn.stream is None:
+            # The hot path, inlined: an agent appends thousands of deltas per turn, and
+            # buffering must cost about what a list append does (see benchmarks/).
+            size = len(envelope._raw) + 1  # wire_size without a property call
+            budget = self._budget
+            if (
+                open_turn.buffered_bytes + size < self.max_turn_buffer_bytes
+                and budget.used + size <= budget.limit
+            ):
+                budget.used += size
+                open_turn.events.append(envelope)
+                open_turn.buffered_bytes += size
+                open_turn.last_append_at = time.time()
+                return
+        await self._append_slow(thread_id, turn, envelope, open_turn)
+
+    async def _append_slow(
+        self,
+        thread_id: str,
+        turn: int,
+        envelope: AgentEventEnvelope,
+        open_turn: OpenTurn | None,
+    ) -> None:
+        """Everything but the hot path: new or sealing turns, streaming, limits."""
         if open_turn is None or open_turn.sealing is not None:
             open_turn = await self._open_for_append(thread_id, turn)
+        if open_turn.stream is not None:
+            await self._append_streamed(open_turn, open_turn.stream, envelope)
+            return
+        size = envelope.wire_size + 1
+        stream = None
+        if open_turn.buffered_bytes + size >= self.max_turn_buffer_bytes:
+            stream = self._new_stream(open_turn)  # may refuse: before anything is recorded
+        self._budget.reserve(size)
         open_turn.add(envelope)
+        if stream is not None:
+            self._start_streaming(open_turn, stream)
+
+    def _new_stream(self, open_turn: OpenTurn) -> StreamedTurn:
+        encoder = TurnStreamEncoder(
+            open_turn.thread_id, open_turn.turn, level=self._codec.level, writer=open_turn.writer
+        )
+        key = self.layout.turn_key(open_turn.thread_id, open_turn.turn)
+        self._check_owned(key)
+        return StreamedTurn(
+            encoder,
+            get_client=self._get_client,
+            bucket=self.bucket,
+            key=key,
+            part_bytes=self.multipart_part_bytes,
+            max_parts_in_flight=self.max_parts_in_flight,
+            budget=self._budget,
+        )
+
+    def _start_streaming(self, open_turn: OpenTurn, stream: StreamedTurn) -> None:
+        """Move a turn's buffered events into its stream; from now on they are in S3 parts."""
+        # This compresses max_turn_buffer_bytes on the event loop, once per turn; from
+        # then on each append compresses only its own event (in 256 KiB batches).
+        for event in open_turn.events:
+            stream.add(event)
+        self._budget.release(open_turn.buffered_bytes)
+        open_turn.events = []
+        open_turn.stream = stream
+        logger.info(
+            "turn %d of thread %r reached %d bytes: streaming it to %s",
+            open_turn.turn,
+            open_turn.thread_id,
+            open_turn.buffered_bytes,
+            stream.key,
+        )
+
+    async def _append_streamed(
+        self, open_turn: OpenTurn, stream: StreamedTurn, envelope: AgentEventEnvelope
+    ) -> None:
+        async with stream.append_lock:  # FIFO: appends keep their call order while waiting
+            await stream.wait_for_room()
+            self._budget.reserve(0)  # refuse while the store is over its limit
+            stream.add(envelope)
+            open_turn.buffered_bytes = stream.encoder.raw_bytes
+            open_turn.last_append_at = time.time()
 
     async def _open_for_append(self, thread_id: str, turn: int) -> OpenTurn:
         check_thread_id(thread_id)
@@ -278,8 +471,13 @@ class S3EventStore(EventStore):
         open_turn = await self._seal(thread_id, turn, key)
         assert open_turn.sealing is not None
         try:
-            encoded = await self._encode(open_turn)
-            etag = await self._put_turn(key, encoded, open_turn)
+            await self._probe_before_write()
+            if open_turn.stream is not None:
+                etag, manifest = await self._complete_stream(key, open_turn, open_turn.stream)
+            else:
+                encoded = await self._encode(open_turn)
+                etag = await self._put_turn(key, encoded, open_turn)
+                manifest = encoded.manifest
         except TurnAlreadyFinishedError:
             self._drop_open(open_turn)
             self._remember_finished(thread_id, turn)
@@ -288,7 +486,7 @@ class S3EventStore(EventStore):
             open_turn.sealing.set()
             open_turn.sealing = None
             raise
-        self._manifests.put(key, etag, encoded.manifest)
+        self._manifests.put(key, etag, manifest)
         self._drop_open(open_turn)
         self._remember_finished(thread_id, turn)
 
@@ -309,6 +507,8 @@ class S3EventStore(EventStore):
     def _drop_open(self, open_turn: OpenTurn) -> None:
         turns = self._open.get(open_turn.thread_id)
         if turns is not None and turns.get(open_turn.turn) is open_turn:
+            if open_turn.stream is None:
+                self._budget.release(open_turn.buffered_bytes)
             del turns[open_turn.turn]
             if not turns:
                 del self._open[open_turn.thread_id]
@@ -332,6 +532,41 @@ class S3EventStore(EventStore):
         return await asyncio.to_thread(
             codec.encode, open_turn.thread_id, open_turn.turn, events, writer=open_turn.writer
         )
+
+    async def _complete_stream(
+        self, key: str, open_turn: OpenTurn, stream: StreamedTurn
+    ) -> tuple[str, TurnManifest]:
+        """Finish a streamed turn: last part, then CompleteMultipartUpload with If-None-Match.
+
+        Returns the ETag and manifest, or raises TurnAlreadyFinishedError (upload aborted).
+        """
+        manifest = await stream.finish()
+        gone = False
+        try:
+            etag = await stream.complete()
+        except StorageError as err:
+            if err.code != "NoSuchUpload":
+                raise
+            etag, gone = None, True  # an earlier attempt completed it, or someone aborted it
+        if etag is not None:
+            return etag, manifest
+        existing = await self._head_manifest(key, strict=False)
+        if existing is not None and existing[1] is not None:
+            found = existing[1]
+            if (found.writer, found.sha256) == (manifest.writer, manifest.sha256):
+                logger.info("finish_turn retry found its own streamed object %s", key)
+                return existing[0], found
+        if gone and existing is None:
+            await stream.abort()
+            self._drop_open(open_turn)
+            raise StorageError(
+                f"the multipart upload of {key} was aborted by someone else before it "
+                f"completed: the streamed events of turn {open_turn.turn} are lost",
+                operation="CompleteMultipartUpload",
+                code="NoSuchUpload",
+            )
+        await stream.abort()
+        raise TurnAlreadyFinishedError(open_turn.thread_id, open_turn.turn, key=key)
 
     async def _put_turn(self, key: str, encoded: EncodedTurn, open_turn: OpenTurn) -> str:
         """PUT with If-None-Match; returns the ETag, or raises TurnAlreadyFinishedError."""
@@ -378,18 +613,23 @@ class S3EventStore(EventStore):
     # --- open turn management ---------------------------------------------------------
 
     def open_turns(self) -> list[OpenTurnInfo]:
-        """Every turn open in this store, oldest first, with sizes and ages. No request."""
+        """Every turn open in this store, oldest first, with sizes, ages and whether each is
+        streamed. No request."""
         infos = [turn.info() for turns in self._open.values() for turn in turns.values()]
         return sorted(infos, key=lambda info: info.opened_at)
 
     async def discard_turn(self, thread_id: str, turn: int) -> tuple[AgentEventEnvelope, ...]:
         """Drop an open turn's buffer without writing it; returns the dropped events.
 
-        A turn with nothing buffered here returns ``()``. Costs no request.
+        A turn with nothing buffered here returns ``()``. Costs no request, except for a
+        streamed turn: its multipart upload is aborted (one AbortMultipartUpload) and it
+        returns ``()``, since its events are no longer in memory.
 
         Raises:
             InvalidThreadIdError: bad thread id.
             InvalidTurnError: bad turn number.
+            StorageError: AbortMultipartUpload failed; the turn is dropped all the same
+                (its parts remain until the bucket's lifecycle rule removes them).
         """
         check_thread_id(thread_id)
         check_turn(turn)
@@ -399,8 +639,20 @@ class S3EventStore(EventStore):
                 return ()
             if open_turn.sealing is None:
                 self._drop_open(open_turn)
+                if open_turn.stream is not None:
+                    await open_turn.stream.abort()
                 return tuple(open_turn.events)
             await open_turn.sealing.wait()
+
+    @staticmethod
+    def _streaming_error(open_turn: OpenTurn) -> TurnStreamingError:
+        return TurnStreamingError(
+            f"turn {open_turn.turn} of thread {open_turn.thread_id!r} is open and being "
+            f"streamed to S3 (it outgrew max_turn_buffer_bytes), so its events are not in "
+            f"memory; they can be read once finish_turn completes",
+            thread_id=open_turn.thread_id,
+            turn=open_turn.turn,
+        )
 
     # --- read path --------------------------------------------------------------------
 
@@ -412,6 +664,7 @@ class S3EventStore(EventStore):
             InvalidTurnError: bad turn number.
             IntegrityError: the object failed verification (the error names the key).
             StorageError: the GET failed.
+            TurnStreamingError: the turn is open here and streamed (see ``append``).
         """
         check_thread_id(thread_id)
         check_turn(turn)
@@ -422,6 +675,8 @@ class S3EventStore(EventStore):
         open_turn = self._open.get(thread_id, {}).get(turn)
         if open_turn is None:
             return None
+        if open_turn.stream is not None:
+            raise self._streaming_error(open_turn)
         return StoredTurnEvents(turn, tuple(open_turn.events), False)
 
     async def get_turns(self, thread_id: str) -> list[StoredTurnEvents]:
@@ -432,6 +687,7 @@ class S3EventStore(EventStore):
             InvalidThreadIdError: bad thread id.
             IntegrityError: an object failed verification (the error names the key).
             StorageError: a request failed.
+            TurnStreamingError: a turn open here is streamed (see ``append``).
         """
         listed = await self._list_turns(thread_id)
         fetched = await self._gather(self._fetch(item.key, thread_id, item.turn) for item in listed)
@@ -444,7 +700,8 @@ class S3EventStore(EventStore):
 
     async def event_count(self, thread_id: str) -> int:
         """Number of events. Costs the LIST of ``get_turns``, plus one HeadObject per finished
-        turn whose manifest this store has not seen yet; no event is downloaded.
+        turn whose manifest this store has not seen yet (and one ranged GetObject of its
+        trailer for a streamed turn object); no event is downloaded.
 
         Raises:
             InvalidThreadIdError: bad thread id.
@@ -462,6 +719,8 @@ class S3EventStore(EventStore):
             InvalidInputError: ``offset`` is not a non-negative int.
             IntegrityError: an object failed verification.
             StorageError: a request failed.
+            TurnStreamingError: a turn open here and streamed holds events at or after
+                ``offset``.
         """
         check_offset(offset)
         counts = await self._turn_counts(thread_id)
@@ -483,6 +742,8 @@ class S3EventStore(EventStore):
         self, thread_id: str, turn: int, source: _Listed | OpenTurn
     ) -> tuple[AgentEventEnvelope, ...]:
         if isinstance(source, OpenTurn):
+            if source.stream is not None:
+                raise self._streaming_error(source)
             return tuple(source.events)
         events = await self._fetch(source.key, thread_id, turn)
         if events is None:
@@ -503,7 +764,7 @@ class S3EventStore(EventStore):
             if manifest is not None
         }
         for turn, open_turn in self._open.get(thread_id, {}).items():
-            counts.setdefault(turn, (turn, len(open_turn.events), open_turn))
+            counts.setdefault(turn, (turn, open_turn.event_count, open_turn))
         return [counts[turn] for turn in sorted(counts)]
 
     def _merge_open(
@@ -512,6 +773,8 @@ class S3EventStore(EventStore):
         merged = dict(archived)
         for turn, open_turn in self._open.get(thread_id, {}).items():
             if turn not in merged:
+                if open_turn.stream is not None:
+                    raise self._streaming_error(open_turn)
                 merged[turn] = StoredTurnEvents(turn, tuple(open_turn.events), False)
         return [merged[turn] for turn in sorted(merged)]
 
@@ -585,7 +848,7 @@ class S3EventStore(EventStore):
             if is_not_found(err):
                 return None
             raise translate(err, operation="GetObject", key=key) from err
-        manifest = TurnManifest.from_metadata(response.get("Metadata", {}), key=key)
+        manifest = read_manifest(response.get("Metadata", {}), body, key=key)
         events = await self._decode(body, manifest, key, thread_id, turn)
         self._manifests.put(key, str(response.get("ETag", "")), manifest)
         self._remember_finished(thread_id, turn)
@@ -621,14 +884,50 @@ class S3EventStore(EventStore):
                 return None
             raise translate(err, operation="HeadObject", key=key) from err
         etag = str(response.get("ETag", ""))
+        metadata = response.get("Metadata", {})
         try:
-            manifest = TurnManifest.from_metadata(response.get("Metadata", {}), key=key)
+            header = StreamHeader.from_metadata(metadata, key=key)
+            if header is None:
+                manifest = TurnManifest.from_metadata(metadata, key=key)
+            else:
+                size = int(response.get("ContentLength", 0))
+                trailer = await self._trailer(key, etag, size)
+                manifest = header.manifest_from_trailer(trailer, key=key)
         except IntegrityError:
             if strict:
                 raise
             return etag, None
         self._manifests.put(key, etag, manifest)
         return etag, manifest
+
+    async def _trailer(self, key: str, etag: str, size: int) -> bytes:
+        """The last TRAILER_BYTES of a streamed object, of the version whose ETag is known."""
+        # An explicit range, not the suffix form "bytes=-N": some S3-compatible servers
+        # (s3rver) answer suffix ranges wrongly.
+        first = max(0, size - TRAILER_BYTES)
+        client = await self._get_client()
+        try:
+            response = await client.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes={first}-{size - 1}", IfMatch=etag
+            )
+            async with response["Body"] as stream:
+                return bytes(await stream.read())
+        except Exception as err:
+            raise translate(err, operation="GetObject", key=key) from err
+
+    # --- verification -----------------------------------------------------------------
+
+    async def verify(self, thread_id: str | None = None) -> VerifyReport:
+        """Download and verify every object of one thread, or of the whole prefix.
+
+        Bad objects are reported, never raised (see :mod:`s3_eventstore.s3.verify`).
+        Costs one ListObjectsV2 per 1000 objects plus one GetObject per turn object.
+
+        Raises:
+            InvalidThreadIdError: bad thread id.
+            StorageError: a LIST or GET failed.
+        """
+        return await verify_objects(self, thread_id)
 
     # --- delete -----------------------------------------------------------------------
 
@@ -651,13 +950,92 @@ class S3EventStore(EventStore):
         for start in range(0, len(keys), DELETE_BATCH_LIMIT):
             batch = keys[start : start + DELETE_BATCH_LIMIT]
             deleted.extend(await self._delete_batch(batch, deleted, keys))
+        await self._forget_thread(thread_id, folder)
+
+    async def _forget_thread(self, thread_id: str, folder: str) -> None:
+        """Drop the thread's open turns (aborting streamed uploads) and what is cached."""
         for turn in list(self._open.get(thread_id, {})):
             open_turn = self._open[thread_id][turn]
             if open_turn.sealing is None:
                 self._drop_open(open_turn)
+                if open_turn.stream is not None:
+                    await open_turn.stream.abort()
         self._manifests.discard_prefix(folder)
         for item in [item for item in self._finished if item[0] == thread_id]:
             del self._finished[item]
+
+    async def purge(self, thread_id: str) -> PurgeReport:
+        """Erase a thread for good: every object version and delete marker in its folder.
+
+        S3 only: in a versioned bucket ``clear`` leaves noncurrent versions behind; this
+        removes them (and is equivalent to ``clear`` in an unversioned bucket). Drops
+        the thread's open turns like ``clear``. Costs one ListObjectVersions per 1000
+        versions plus one DeleteObjects per 1000 versions.
+
+        Raises:
+            InvalidThreadIdError: bad thread id.
+            ObjectLockedError: Object Lock kept some versions; everything else was
+                deleted, and ``deleted``/``not_deleted`` list ``key?versionId=...``.
+            StorageError: a request failed.
+        """
+        folder = self.layout.thread_folder(check_thread_id(thread_id))
+        client = await self._get_client()
+        try:
+            return await purge_versions(client, self.bucket, folder, check_owned=self._check_owned)
+        finally:
+            await self._forget_thread(thread_id, folder)
+
+    # --- endpoint check ---------------------------------------------------------------
+
+    def _wants_probe(self) -> bool:
+        if self._check_endpoint is not None:
+            return self._check_endpoint
+        endpoint = self._settings.endpoint_url
+        if endpoint is None:
+            return False  # AWS (a borrowed client's endpoint is its owner's choice)
+        host = (urlparse(endpoint).hostname or "").lower()
+        aws = host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
+        return not aws and host not in _LOOPBACK_HOSTS
+
+    async def probe_endpoint(self) -> ProbeResult:
+        """Check now, once per store, that the endpoint honours ``If-None-Match: *``.
+
+        Runs the probe whatever ``check_endpoint`` says; ``finish_turn`` calls it before
+        the first write when ``check_endpoint`` asks for it. Costs two PutObject and one
+        DeleteObject under ``{prefix}_doctor/`` the first time, nothing afterwards; the
+        result is kept in :attr:`endpoint_probe`.
+
+        Raises:
+            StorageError: the probe could not run (it is tried again next time).
+        """
+        async with self._probe_lock:
+            if self.endpoint_probe is None:
+                from s3_eventstore.doctor import DOCTOR_DIR, probe_conditional_put
+
+                key = f"{self.layout.prefix}{DOCTOR_DIR}probe-{uuid.uuid4().hex}"
+                client = await self._get_client()
+                self.endpoint_probe = await probe_conditional_put(client, self.bucket, key)
+                if not self.endpoint_probe.honoured:
+                    logger.warning(
+                        "endpoint %s ignores If-None-Match: %s",
+                        self._settings.endpoint_url,
+                        self.endpoint_probe.detail,
+                    )
+            return self.endpoint_probe
+
+    async def _probe_before_write(self) -> None:
+        if self.endpoint_probe is None and not self._wants_probe():
+            return
+        probe = await self.probe_endpoint()
+        if probe.honoured or self._allow_unsafe_endpoint:
+            return
+        raise UnsafeEndpointError(
+            f"endpoint {self._settings.endpoint_url} does not honour If-None-Match: * "
+            f"({probe.detail}): two writers of one turn could overwrite each other, so the "
+            f"store refuses to write; pass allow_unsafe_endpoint=True to write anyway",
+            operation="PutObject",
+            code="IfNoneMatchIgnored",
+        )
 
     async def _delete_batch(
         self, batch: list[str], deleted_so_far: list[str], all_keys: list[str]
@@ -690,3 +1068,42 @@ class S3EventStore(EventStore):
                 not_deleted=not_done,
             )
         raise StorageError(message, operation="DeleteObjects", code=codes[0])
+
+
+class _DeadlineClient:
+    """An S3 client whose awaitable calls each end within ``timeout`` seconds.
+
+    botocore bounds one attempt (connect and read timeouts) and the number of attempts,
+    but not their sum with backoff: a caller with a deadline needs the sum bounded.
+    """
+
+    __slots__ = ("_client", "_timeout")
+
+    def __init__(self, client: Any, timeout: float) -> None:
+        self._client = client
+        self._timeout = timeout
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if name.startswith("_") or not callable(attr):
+            return attr
+        timeout = self._timeout
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            return _within(result, timeout) if inspect.isawaitable(result) else result
+
+        return call
+
+
+async def _within(awaitable: Awaitable[_T], seconds: float) -> _T:
+    deadline = asyncio.timeout(seconds)
+    try:
+        async with deadline:
+            return await awaitable
+    except TimeoutError as err:
+        if not deadline.expired():
+            raise  # a timeout of the call itself, not of the operation deadline
+        raise TimeoutError(
+            f"no response within operation_timeout={seconds:g}s (retries included)"
+        ) from err

@@ -1,0 +1,401 @@
+"""Doctor: does an S3 endpoint honour what the store relies on?
+
+S3-compatible servers differ from AWS in ways that silently break an archive: one that
+ignores ``If-None-Match`` lets two writers of a turn overwrite each other, one that
+lists keys in another order or mangles metadata breaks reads. :func:`run_doctor` probes
+each behaviour under ``{prefix}_doctor/{random}/`` and reports yes or no with what the
+endpoint answered, then deletes what it wrote. It never touches the store's threads.
+
+:func:`probe_conditional_put` is the cheap subset the store runs once before its first
+write to a non-AWS endpoint (``S3EventStore(check_endpoint=...)``).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import uuid
+from contextlib import AsyncExitStack
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import aiohttp
+from botocore.exceptions import BotoCoreError, ClientError
+
+from s3_eventstore.s3.client import ClientSettings, open_client
+from s3_eventstore.s3.errors import error_code, http_status, is_precondition_failed, translate
+from s3_eventstore.s3.keys import normalise_prefix
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+__all__ = [
+    "DOCTOR_DIR",
+    "Check",
+    "DoctorReport",
+    "ProbeResult",
+    "probe_conditional_put",
+    "run_doctor",
+]
+
+DOCTOR_DIR: Final = "_doctor/"
+"""Folder under the store prefix where probes write (outside ``threads/``)."""
+_ORDER_NAMES: Final = ("B", "a", "a-b", "a/b", "\u00e9", "\uff5e", "\U0001f600")
+"""Names whose UTF-8 byte order differs from UTF-16 order (U+FF5E vs U+1F600) and from
+case-insensitive or locale order (``B`` before ``a``)."""
+_METADATA_VALUE: Final = '{"format":1,"thread_id":"t\\u00e9 \\"q\\" {x}","n":[1,2]}'
+"""Shaped like a manifest: ASCII JSON with quotes, braces, backslashes and spaces."""
+_FAILURES: Final = (ClientError, BotoCoreError, aiohttp.ClientError, OSError, TimeoutError)
+"""What a request to a misbehaving endpoint raises: reported by the doctor, not raised."""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One probed behaviour."""
+
+    name: str
+    """Short identifier, e.g. ``conditional_put``."""
+    ok: bool
+    """True when the endpoint behaves as the store needs."""
+    detail: str
+    """What was sent and what the endpoint answered."""
+
+
+@dataclass(frozen=True, slots=True)
+class DoctorReport:
+    """The outcome of :func:`run_doctor`."""
+
+    endpoint_url: str | None
+    """The endpoint probed (``None``: AWS)."""
+    bucket: str
+    """The bucket probed."""
+    folder: str
+    """Where the probes wrote."""
+    checks: tuple[Check, ...]
+    """Every check, in the order run."""
+    cleaned_up: bool
+    """True when nothing the doctor wrote is left under ``folder``."""
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passed."""
+        return all(check.ok for check in self.checks)
+
+    def check(self, name: str) -> Check:
+        """The check called ``name``.
+
+        Raises:
+            KeyError: no such check.
+        """
+        for check in self.checks:
+            if check.name == name:
+                return check
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-compatible dict (for the CLI's ``--json``)."""
+        return {**asdict(self), "ok": self.ok}
+
+    def format(self) -> str:
+        """One line per check: ``yes``/``no``, name, detail."""
+        lines = [f"{'yes' if c.ok else 'no ':3}  {c.name}: {c.detail}" for c in self.checks]
+        lines.append(f"{'yes' if self.cleaned_up else 'no ':3}  cleaned_up: {self.folder}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """Whether the endpoint honours ``If-None-Match: *`` on PutObject."""
+
+    honoured: bool
+    """True when a second conditional PUT of the same key was refused with 412."""
+    detail: str
+    """What the endpoint answered."""
+    requests: dict[str, int] = field(default_factory=dict)
+    """Requests the probe sent, by operation (they are also in the store's counter)."""
+
+
+async def probe_conditional_put(client: Any, bucket: str, key: str) -> ProbeResult:
+    """PUT ``key`` twice with ``If-None-Match: *`` and delete it: is the second refused?
+
+    Raises:
+        StorageError: the endpoint could not be reached or refused the PUT for a reason
+            other than the condition (access denied, missing bucket).
+    """
+    requests: dict[str, int] = {}
+
+    async def call(operation: str, method: Callable[..., Awaitable[Any]], **params: Any) -> Any:
+        requests[operation] = requests.get(operation, 0) + 1
+        return await method(Bucket=bucket, Key=key, **params)
+
+    body = b"s3-eventstore conditional write probe\n"
+    try:
+        try:
+            await call("PutObject", client.put_object, Body=body, IfNoneMatch="*")
+        except _FAILURES as err:
+            if error_code(err) in ("NotImplemented", "InvalidArgument", "InvalidRequest"):
+                return ProbeResult(
+                    False, f"PutObject with If-None-Match: * refused: {error_code(err)}", requests
+                )
+            if not is_precondition_failed(err):  # 412: a leftover probe; condition honoured
+                raise translate(err, operation="PutObject", key=key) from err
+        try:
+            await call("PutObject", client.put_object, Body=body, IfNoneMatch="*")
+        except _FAILURES as err:
+            if is_precondition_failed(err):
+                return ProbeResult(True, "second PUT refused: 412 PreconditionFailed", requests)
+            raise translate(err, operation="PutObject", key=key) from err
+        return ProbeResult(
+            False, "second PUT with If-None-Match: * succeeded (the header is ignored)", requests
+        )
+    finally:
+        # Best effort: the probe key is tiny and outside threads/.
+        with contextlib.suppress(*_FAILURES):
+            await call("DeleteObject", client.delete_object)
+
+
+async def run_doctor(
+    endpoint_url: str | None,
+    bucket: str,
+    prefix: str = "",
+    session: Any = None,
+    client: Any = None,
+) -> DoctorReport:
+    """Probe ``endpoint_url``/``bucket`` for what the store relies on; see the module doc.
+
+    Args:
+        endpoint_url: S3-compatible endpoint; ``None`` for AWS.
+        bucket: An existing bucket the credentials may write to.
+        prefix: The store prefix; probes write under ``{prefix}_doctor/{random}/``.
+        session: An ``aioboto3.Session`` (credentials); ``None`` uses the default chain.
+        client: An open aiobotocore S3 client to use instead (``endpoint_url`` and
+            ``session`` are then ignored).
+
+    Raises:
+        ConfigurationError: the prefix is unusable.
+        StorageError: the endpoint cannot be reached at all, or the bucket is missing or
+            not writable (a failing behaviour is reported, not raised).
+    """
+    folder = f"{normalise_prefix(prefix)}{DOCTOR_DIR}{uuid.uuid4().hex}/"
+    async with AsyncExitStack() as stack:
+        if client is None:
+            settings = ClientSettings(endpoint_url=endpoint_url, max_attempts=2)
+            try:
+                client = await open_client(settings, stack, session)
+            except _FAILURES as err:
+                raise translate(err, operation="CreateClient") from err
+        doctor = _Doctor(client, bucket, folder)
+        try:
+            checks = await doctor.run()
+        finally:
+            cleaned = await doctor.clean_up()
+    return DoctorReport(endpoint_url, bucket, folder, tuple(checks), cleaned)
+
+
+class _Doctor:
+    def __init__(self, client: Any, bucket: str, folder: str) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.folder = folder
+        self.written: set[str] = set()
+
+    async def put(self, name: str, body: bytes, **params: Any) -> dict[str, Any]:
+        key = self.folder + name
+        self.written.add(key)
+        response: dict[str, Any] = await self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=body, **params
+        )
+        return response
+
+    async def run(self) -> list[Check]:
+        # The first PUT also tells whether the bucket is usable at all: let that raise.
+        try:
+            await self.put("conditional", b"first", IfNoneMatch="*")
+        except _FAILURES as err:
+            raise translate(err, operation="PutObject", key=self.folder) from err
+        probes = (
+            self.conditional_put,
+            self.checksum_accepted,
+            self.wrong_checksum_rejected,
+            self.listing_order,
+            self.metadata_round_trip,
+            self.ranged_get,
+            self.conditional_multipart_complete,
+            self.delete_objects,
+        )
+        return [await probe() for probe in probes]
+
+    async def conditional_put(self) -> Check:
+        name = "conditional_put"
+        try:
+            await self.put("conditional", b"second", IfNoneMatch="*")
+        except _FAILURES as err:
+            if is_precondition_failed(err):
+                return Check(name, True, "second PUT with If-None-Match: * got 412")
+            return Check(name, False, f"second PUT failed otherwise: {_describe(err)}")
+        return Check(name, False, "second PUT with If-None-Match: * succeeded: header ignored")
+
+    async def checksum_accepted(self) -> Check:
+        name = "checksum_sha256"
+        body = b"checksummed body\n"
+        try:
+            response = await self.put("checksum", body, ChecksumAlgorithm="SHA256")
+        except _FAILURES as err:
+            return Check(name, False, f"PUT with ChecksumAlgorithm=SHA256 failed: {_describe(err)}")
+        expected = _b64_sha256(body)
+        echoed = response.get("ChecksumSHA256")
+        if echoed is None:
+            return Check(name, True, "accepted (the response echoes no checksum)")
+        if echoed != expected:
+            return Check(name, False, f"accepted but echoed a wrong checksum {echoed}")
+        return Check(name, True, "accepted and echoed the right x-amz-checksum-sha256")
+
+    async def wrong_checksum_rejected(self) -> Check:
+        name = "wrong_checksum_rejected"
+        try:
+            await self.put(
+                "bad-checksum", b"the real body\n", ChecksumSHA256=_b64_sha256(b"another body")
+            )
+        except _FAILURES as err:
+            code = error_code(err)
+            if code is not None:
+                return Check(name, True, f"rejected: {code} (HTTP {http_status(err)})")
+            return Check(name, False, f"failed without an S3 error: {_describe(err)}")
+        return Check(name, False, "a PUT with a wrong x-amz-checksum-sha256 was stored")
+
+    async def listing_order(self) -> Check:
+        name = "listing_order"
+        base = "order/"
+        try:
+            for item in _ORDER_NAMES:
+                await self.put(base + item, b"")
+            listed: list[str] = []
+            params: dict[str, Any] = {
+                "Bucket": self.bucket,
+                "Prefix": self.folder + base,
+                "MaxKeys": 2,
+            }
+            for _ in range(len(_ORDER_NAMES) + 2):
+                page = await self.client.list_objects_v2(**params)
+                listed.extend(
+                    obj["Key"][len(self.folder + base) :] for obj in page.get("Contents", [])
+                )
+                if not page.get("IsTruncated"):
+                    break
+                params["ContinuationToken"] = page["NextContinuationToken"]
+        except _FAILURES as err:
+            return Check(name, False, f"LIST failed: {_describe(err)}")
+        expected = sorted(_ORDER_NAMES, key=lambda text: text.encode("utf-8"))
+        if listed != expected:
+            return Check(
+                name, False, f"keys listed as {listed!r}, UTF-8 binary order is {expected!r}"
+            )
+        return Check(name, True, "UTF-8 binary order, across pages of 2 keys")
+
+    async def metadata_round_trip(self) -> Check:
+        name = "metadata_round_trip"
+        try:
+            await self.put("metadata", b"", Metadata={"s3es-doctor": _METADATA_VALUE})
+            response = await self.client.head_object(
+                Bucket=self.bucket, Key=self.folder + "metadata"
+            )
+        except _FAILURES as err:
+            return Check(name, False, f"PUT or HEAD failed: {_describe(err)}")
+        got = response.get("Metadata", {}).get("s3es-doctor")
+        if got != _METADATA_VALUE:
+            return Check(name, False, f"sent {_METADATA_VALUE!r}, read back {got!r}")
+        return Check(name, True, "manifest-shaped JSON came back byte for byte")
+
+    async def ranged_get(self) -> Check:
+        name = "ranged_get"
+        body = bytes(range(256)) * 64
+        key = self.folder + "ranged"
+        try:
+            await self.put("ranged", body)
+            results = []
+            for spec, want in (("bytes=-100", body[-100:]), ("bytes=10-19", body[10:20])):
+                response = await self.client.get_object(Bucket=self.bucket, Key=key, Range=spec)
+                async with response["Body"] as stream:
+                    got = await stream.read()
+                status = response["ResponseMetadata"]["HTTPStatusCode"]
+                results.append((spec, status, got == want))
+        except _FAILURES as err:
+            return Check(name, False, f"ranged GET failed: {_describe(err)}")
+        bad = [
+            f"{spec} -> HTTP {status}"
+            for spec, status, same in results
+            if not same or status != 206
+        ]
+        if bad:
+            return Check(name, False, "wrong answer for " + ", ".join(bad))
+        return Check(name, True, "suffix and middle ranges answered 206 with the exact bytes")
+
+    async def conditional_multipart_complete(self) -> Check:
+        name = "conditional_multipart_complete"
+        key = self.folder + "conditional"  # exists since run() started
+        upload_id = None
+        try:
+            created = await self.client.create_multipart_upload(Bucket=self.bucket, Key=key)
+            upload_id = created["UploadId"]
+            part = await self.client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=1, Body=b"part"
+            )
+            await self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+                IfNoneMatch="*",
+            )
+        except _FAILURES as err:
+            if is_precondition_failed(err):
+                return Check(name, True, "completing onto an existing key got 412")
+            return Check(name, False, f"multipart upload failed: {_describe(err)}")
+        finally:
+            if upload_id is not None:
+                with contextlib.suppress(*_FAILURES):  # completed, or gone already
+                    await self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=key, UploadId=upload_id
+                    )
+        return Check(name, False, "completion with If-None-Match: * overwrote an existing key")
+
+    async def delete_objects(self) -> Check:
+        name = "delete_objects"
+        keys = sorted(self.written)
+        try:
+            response = await self.client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True},
+            )
+        except _FAILURES as err:
+            return Check(name, False, f"DeleteObjects failed: {_describe(err)}")
+        errors = response.get("Errors", [])
+        left = await self.remaining()
+        if errors or left:
+            return Check(name, False, f"{len(errors)} error(s), {len(left)} key(s) left")
+        return Check(name, True, f"{len(keys)} keys deleted in one request")
+
+    async def remaining(self) -> list[str]:
+        page = await self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.folder)
+        return [obj["Key"] for obj in page.get("Contents", [])]
+
+    async def clean_up(self) -> bool:
+        """Delete anything left one key at a time (DeleteObjects may be what failed)."""
+        try:
+            for key in await self.remaining():
+                await self.client.delete_object(Bucket=self.bucket, Key=key)
+            return not await self.remaining()
+        except _FAILURES:
+            return False
+
+
+def _b64_sha256(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+
+
+def _describe(err: BaseException) -> str:
+    code = error_code(err)
+    if code is not None:
+        return f"{code} (HTTP {http_status(err)})"
+    return f"{type(err).__name__}: {err}"

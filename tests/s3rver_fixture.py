@@ -1,0 +1,104 @@
+"""A second, independent S3 server for the doctor tests: s3rver (npm), on 127.0.0.1.
+
+s3rver ignores conditional writes, so it is the unsafe endpoint the store must refuse.
+Installed with npm into a temporary directory once per session. Without npm (or when
+the install fails) the tests that need it are skipped with the reason, except under
+``CI=true`` where a missing server is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+S3RVER_VERSION = "3"
+S3RVER_CREDENTIALS = {
+    "aws_access_key_id": "S3RVER",
+    "aws_secret_access_key": "S3RVER",
+    "region_name": "us-east-1",
+}
+"""s3rver's fixed default credentials."""
+_LISTENING = re.compile(rb"listening on ([0-9.]+):(\d+)")
+
+
+@dataclass(frozen=True, slots=True)
+class S3rver:
+    """A running s3rver."""
+
+    endpoint_url: str
+
+    def session(self) -> Any:
+        """An ``aioboto3.Session`` with s3rver's credentials."""
+        import aioboto3
+
+        return aioboto3.Session(**S3RVER_CREDENTIALS)
+
+    def client(self) -> Any:
+        """A synchronous boto3 client (the backdoor)."""
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint_url, **S3RVER_CREDENTIALS)
+
+
+def _unavailable(reason: str) -> NoReturn:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"s3rver is required in CI: {reason}")
+    pytest.skip(f"s3rver unavailable: {reason}")
+
+
+@pytest.fixture(scope="session")
+def s3rver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3rver]:
+    npm = shutil.which("npm")
+    node = shutil.which("node")
+    if npm is None or node is None:
+        _unavailable("npm and node are not on PATH")
+    root: Path = tmp_path_factory.mktemp("s3rver")
+    try:
+        subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", f"s3rver@{S3RVER_VERSION}"],
+            cwd=root,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
+        output = getattr(err, "stderr", b"") or b""
+        _unavailable(f"npm install s3rver@{S3RVER_VERSION} failed: {output[-500:]!r}")
+    data = root / "data"
+    data.mkdir()
+    script = root / "node_modules" / "s3rver" / "bin" / "s3rver.js"
+    process = subprocess.Popen(
+        [node, str(script), "-d", str(data), "-a", "127.0.0.1", "-p", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert process.stdout is not None
+        match = None
+        for line in process.stdout:  # blocks until s3rver prints where it listens
+            match = _LISTENING.search(line)
+            if match:
+                break
+        if match is None:
+            _unavailable(f"s3rver exited with {process.wait()} before listening")
+        # s3rver logs every request: keep reading, or a full pipe would stall it.
+        threading.Thread(target=process.stdout.read, daemon=True).start()
+        yield S3rver(f"http://127.0.0.1:{int(match.group(2))}")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

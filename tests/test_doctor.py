@@ -1,0 +1,192 @@
+"""The doctor against two independent servers (moto and s3rver), and the store's refusal
+to write to an endpoint that ignores ``If-None-Match``."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from s3_eventstore import AgentEventEnvelope, S3EventStore, UnsafeEndpointError
+from s3_eventstore.doctor import run_doctor
+from tests.conftest import all_keys
+from tests.s3rver_fixture import s3rver  # noqa: F401 - the fixture
+
+if TYPE_CHECKING:
+    from s3_eventstore.embedded import EmbeddedS3Server
+    from tests.s3rver_fixture import S3rver
+
+CHECKS = [
+    "conditional_put",
+    "checksum_sha256",
+    "wrong_checksum_rejected",
+    "listing_order",
+    "metadata_round_trip",
+    "ranged_get",
+    "conditional_multipart_complete",
+    "delete_objects",
+]
+
+
+def event(sequence: int = 0) -> AgentEventEnvelope:
+    return AgentEventEnvelope.create(
+        "message",
+        {"text": "hi"},
+        sequence=sequence,
+        event_id=f"00000000-0000-4000-8000-{sequence:012d}",
+        timestamp="2026-01-01T00:00:00Z",
+    )
+
+
+@pytest.fixture
+def s3rver_bucket(s3rver: S3rver, request: pytest.FixtureRequest) -> str:  # noqa: F811
+    name = f"doctor-{abs(hash(request.node.name)) % 10**8}"
+    s3rver.client().create_bucket(Bucket=name)
+    return name
+
+
+async def test_doctor_on_moto(s3_server: EmbeddedS3Server, bucket: str, backdoor: Any) -> None:
+    report = await run_doctor(s3_server.endpoint_url, bucket, "archive/v1", s3_server.session())
+    print(report.format())
+    assert [check.name for check in report.checks] == CHECKS
+    # moto 5.2 stores a PUT whose x-amz-checksum-sha256 is wrong (AWS answers BadDigest);
+    # everything else the store relies on, it does.
+    assert {c.name: c.ok for c in report.checks} == {
+        **dict.fromkeys(CHECKS, True),
+        "wrong_checksum_rejected": False,
+    }
+    assert report.check("wrong_checksum_rejected").detail == (
+        "a PUT with a wrong x-amz-checksum-sha256 was stored"
+    )
+    assert not report.ok
+    assert report.check("conditional_put").detail == "second PUT with If-None-Match: * got 412"
+    assert report.folder.startswith("archive/v1/_doctor/")
+    assert report.cleaned_up
+    assert all_keys(backdoor, bucket) == []
+    assert backdoor.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert report.to_dict()["ok"] is False
+
+
+async def test_doctor_on_s3rver_reports_ignored_conditions(
+    s3rver: S3rver,  # noqa: F811
+    s3rver_bucket: str,
+) -> None:
+    report = await run_doctor(s3rver.endpoint_url, s3rver_bucket, "p", s3rver.session())
+    print(report.format())
+    assert [check.name for check in report.checks] == CHECKS
+    # What s3rver 3 answers: it ignores If-None-Match (PUT and multipart completion),
+    # stores wrong checksums, fails the paginated LIST of non-ASCII keys with a 500 and
+    # answers suffix ranges wrongly.
+    assert {check.name: check.ok for check in report.checks} == {
+        "conditional_put": False,
+        "checksum_sha256": True,
+        "wrong_checksum_rejected": False,
+        "listing_order": False,
+        "metadata_round_trip": True,
+        "ranged_get": False,
+        "conditional_multipart_complete": False,
+        "delete_objects": True,
+    }
+    assert report.check("conditional_put").detail == (
+        "second PUT with If-None-Match: * succeeded: header ignored"
+    )
+    assert not report.ok
+    assert report.cleaned_up
+    assert s3rver.client().list_objects_v2(Bucket=s3rver_bucket).get("KeyCount", 0) == 0
+
+
+async def test_store_refuses_an_endpoint_that_ignores_if_none_match(
+    s3rver: S3rver,  # noqa: F811
+    s3rver_bucket: str,
+) -> None:
+    # s3rver listens on loopback, where the automatic check is off: ask for it.
+    async with S3EventStore(
+        s3rver_bucket,
+        "p",
+        endpoint_url=s3rver.endpoint_url,
+        session=s3rver.session(),
+        check_endpoint=True,
+    ) as store:
+        await store.append("t", 1, event())
+        with pytest.raises(UnsafeEndpointError, match=r"does not honour If-None-Match: \*") as info:
+            await store.finish_turn("t", 1)
+        assert info.value.code == "IfNoneMatchIgnored"
+        assert "allow_unsafe_endpoint=True" in str(info.value)
+        assert store.endpoint_probe is not None
+        assert store.endpoint_probe.honoured is False
+        assert store.endpoint_probe.requests == {"PutObject": 2, "DeleteObject": 1}
+        # Nothing lost: the turn is still open with its event, and nothing was written.
+        assert [(i.turn, i.events) for i in store.open_turns()] == [(1, 1)]
+        assert s3rver.client().list_objects_v2(Bucket=s3rver_bucket).get("KeyCount", 0) == 0
+        # The probe ran once: the refusal is cached.
+        with pytest.raises(UnsafeEndpointError):
+            await store.finish_turn("t", 1)
+        assert store.requests.calls["PutObject"] == 2
+
+
+async def test_store_writes_to_an_unsafe_endpoint_when_told_to(
+    s3rver: S3rver,  # noqa: F811
+    s3rver_bucket: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with S3EventStore(
+        s3rver_bucket,
+        "p",
+        endpoint_url=s3rver.endpoint_url,
+        session=s3rver.session(),
+        check_endpoint=True,
+        allow_unsafe_endpoint=True,
+    ) as store:
+        await store.append("t", 1, event())
+        with caplog.at_level(logging.WARNING, logger="s3_eventstore"):
+            await store.finish_turn("t", 1)
+        assert "ignores If-None-Match" in caplog.text
+        turn = await store.get_turn("t", 1)
+        assert turn is not None
+        assert turn.events == (event(),)
+
+
+async def test_the_check_runs_once_before_the_first_write_and_is_counted(
+    s3_server: EmbeddedS3Server, bucket: str, backdoor: Any
+) -> None:
+    async with S3EventStore(
+        bucket,
+        "archive/v1",
+        endpoint_url=s3_server.endpoint_url,
+        session=s3_server.session(),
+        check_endpoint=True,
+    ) as store:
+        for turn in (1, 2):
+            await store.append("t", turn, event())
+            await store.finish_turn("t", turn)
+        assert store.endpoint_probe is not None
+        assert store.endpoint_probe.honoured
+        assert store.endpoint_probe.requests == {"PutObject": 2, "DeleteObject": 1}
+        # Probe requests are real requests: the store's counter has them too.
+        assert store.requests.calls["PutObject"] == 2 + 2
+        assert store.requests.calls["DeleteObject"] == 1
+    # The probe cleaned up after itself: only the two turns remain.
+    assert sorted(all_keys(backdoor, bucket)) == [
+        store.layout.turn_key("t", 1),
+        store.layout.turn_key("t", 2),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("endpoint_url", "check_endpoint", "probes"),
+    [
+        (None, None, False),
+        ("https://s3.eu-west-1.amazonaws.com", None, False),
+        ("http://127.0.0.1:9000", None, False),
+        ("http://localhost:9000", None, False),
+        ("https://minio.example.internal", None, True),
+        ("https://minio.example.internal", False, False),
+        (None, True, True),
+    ],
+)
+def test_which_endpoints_are_checked_automatically(
+    endpoint_url: str | None, check_endpoint: bool | None, probes: bool
+) -> None:
+    store = S3EventStore("b-1", endpoint_url=endpoint_url, check_endpoint=check_endpoint)
+    assert store._wants_probe() is probes
