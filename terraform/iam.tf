@@ -28,7 +28,6 @@ locals {
     "s3:DeleteObject",
     "s3:DeleteObjectVersion",
     "s3:ListBucketVersions",
-    "s3:GetObjectVersion",
   ]
 
   # KMS actions each role needs on the bucket key, through S3 only. Reading decrypts;

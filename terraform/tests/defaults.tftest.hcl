@@ -275,7 +275,7 @@ run "iam_policies_are_scoped_to_the_store_prefix" {
   assert {
     condition = [for s in jsondecode(aws_iam_policy.store["admin"].policy).Statement : s.Action] == [
       ["s3:ListBucket", "s3:ListBucketVersions"],
-      ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:GetObjectVersion"],
+      ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:DeleteObject", "s3:DeleteObjectVersion"],
       ["kms:Decrypt", "kms:GenerateDataKey"],
     ]
     error_message = "The admin adds deleting objects and versions and listing versions."

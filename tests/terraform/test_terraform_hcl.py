@@ -27,7 +27,6 @@ EXPECTED_S3_ACTIONS = {
         "s3:DeleteObject",
         "s3:DeleteObjectVersion",
         "s3:ListBucketVersions",
-        "s3:GetObjectVersion",
     },
 }
 EXPECTED_KMS_ACTIONS = {
