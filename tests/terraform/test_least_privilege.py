@@ -13,18 +13,21 @@ from __future__ import annotations
 import random
 import re
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from s3_eventstore import AgentEventEnvelope, S3EventStore, TurnAlreadyFinishedError
-from s3_eventstore.embedded import EmbeddedS3Server
 from s3_eventstore.testing.conformance import make_event
 
 sys.path.insert(0, str(Path(__file__).parent))
-from policy_actions import declared_s3_actions  # noqa: E402
+from policy_actions import declared_s3_actions
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from s3_eventstore.embedded import EmbeddedS3Server
 
 PACKAGE = Path(__file__).resolve().parents[2] / "s3_eventstore"
 MiB = 1 << 20
@@ -115,7 +118,7 @@ async def seeded(s3_server: EmbeddedS3Server, versioned_bucket: str) -> AsyncIte
         await store.finish_turn("big", 1)
     finally:
         await store.close()
-    yield versioned_bucket
+    return versioned_bucket
 
 
 def big_turn() -> list[AgentEventEnvelope]:
