@@ -1,6 +1,8 @@
 """The ``s3-eventstore`` command line: thin commands over the async library.
 
-Each command lives in its own module and is registered on :data:`main` here.
+Each command lives in its own module and is registered on :data:`main` here. Shared
+option handling, error mapping and progress bars are in :mod:`.options`; exit codes
+in :mod:`.exit_codes`. Heavy imports (duckdb, pyarrow, rich) happen inside commands.
 """
 
 from __future__ import annotations
@@ -8,7 +10,14 @@ from __future__ import annotations
 import click
 
 from s3_eventstore import __version__
+from s3_eventstore.cli.browse import cat, threads, turns
+from s3_eventstore.cli.clear import clear
 from s3_eventstore.cli.demo import demo
+from s3_eventstore.cli.doctor import doctor
+from s3_eventstore.cli.export import export
+from s3_eventstore.cli.query import query
+from s3_eventstore.cli.stats import stats
+from s3_eventstore.cli.verify import verify
 
 __all__ = ["main"]
 
@@ -18,10 +27,19 @@ __all__ = ["main"]
 def main() -> None:
     """Archive and inspect AI agent event streams in S3.
 
+    The archive is s3://BUCKET/PREFIX (--url or S3_EVENTSTORE_URL); credentials and
+    region come from the standard AWS chain. Exit codes: 0 ok, 2 usage, 3 not found,
+    4 integrity failure, 5 storage error.
+
     \b
-    Example:
+    Examples:
       s3-eventstore demo
+      export S3_EVENTSTORE_URL=s3://my-archive/agents/prod
+      s3-eventstore threads --details
+      s3-eventstore cat THREAD | jq -r .type
+      s3-eventstore query "SELECT type, count(*) FROM events GROUP BY type"
     """
 
 
-main.add_command(demo)
+for _command in (threads, turns, cat, export, verify, stats, query, clear, doctor, demo):
+    main.add_command(_command)

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from s3_eventstore.cli.exit_codes import ExitCode
 from s3_eventstore.demo import DemoReport, run_demo
 from s3_eventstore.errors import EventStoreError
 from s3_eventstore.s3.store import S3EventStore
@@ -52,12 +53,12 @@ def demo(
         report = asyncio.run(_run(endpoint_url, bucket, prefix, spec, quiet=as_json))
     except EventStoreError as err:
         click.echo(f"error: {err}", err=True)
-        sys.exit(5)
+        sys.exit(ExitCode.STORAGE)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
         click.echo(report.render())
-    sys.exit(0 if report.ok else 4)
+    sys.exit(ExitCode.OK if report.ok else ExitCode.INTEGRITY)
 
 
 async def _run(

@@ -1,0 +1,544 @@
+"""Looking at an archive from the outside: threads, turns, payloads, stats, verification.
+
+The :class:`~s3_eventstore.s3.store.S3EventStore` API answers questions about one thread
+the way an agent asks them. An operator asks about the whole prefix: which threads
+exist, how big they are, what a turn's manifest says, whether every object is intact.
+These functions answer with the store's own client, layout and verification, streaming
+LIST pages as they arrive so a prefix with millions of objects is never held in memory.
+
+Missing data is ``None`` or an empty result, as in the store API; only storage failures
+raise. A turn object whose manifest is unreadable is reported (``TurnInfo.problem``),
+not raised, so one bad object does not hide the rest of a listing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from s3_eventstore.codec import (
+    TRAILER_BYTES,
+    TurnCodec,
+    TurnManifest,
+    is_streamed,
+    read_manifest,
+)
+from s3_eventstore.costs import CostEstimate, SizeTally, estimate_costs
+from s3_eventstore.errors import IntegrityError, StorageError
+from s3_eventstore.identifiers import check_thread_id, check_turn
+from s3_eventstore.s3.errors import is_not_found, translate
+from s3_eventstore.s3.verify import VerifyProblem, VerifyReport
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterable
+
+    from s3_eventstore.envelope import AgentEventEnvelope
+    from s3_eventstore.s3.store import S3EventStore
+
+__all__ = [
+    "ArchiveStats",
+    "ThreadSummary",
+    "TurnInfo",
+    "archive_stats",
+    "iter_thread_summaries",
+    "iter_threads",
+    "iter_turn_events",
+    "list_pages",
+    "read_turn",
+    "turn_infos",
+    "verify_archive",
+]
+
+logger = logging.getLogger("s3_eventstore")
+
+LIST_PAGE_LIMIT: Final = 1000
+"""S3 returns at most 1000 keys or folders per LIST page."""
+_SHARD_FOLDER: Final = "shard="
+
+
+async def list_pages(
+    store: S3EventStore, prefix: str, *, delimiter: str | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """ListObjectsV2 pages under ``prefix``, one at a time, as the service returns them.
+
+    Raises:
+        StorageError: a LIST failed (after the client's retries).
+    """
+    client = await store._get_client()
+    token: str | None = None
+    while True:
+        params: dict[str, Any] = {"Bucket": store.bucket, "Prefix": prefix}
+        params["MaxKeys"] = LIST_PAGE_LIMIT
+        if delimiter is not None:
+            params["Delimiter"] = delimiter
+        if token:
+            params["ContinuationToken"] = token
+        try:
+            page = await client.list_objects_v2(**params)
+        except Exception as err:
+            raise translate(err, operation="ListObjectsV2", key=prefix) from err
+        yield page
+        if not page.get("IsTruncated"):
+            return
+        token = page.get("NextContinuationToken")
+        if not token:
+            raise StorageError(
+                f"ListObjectsV2 {prefix} was truncated without a continuation token",
+                operation="ListObjectsV2",
+            )
+
+
+# --- threads ---------------------------------------------------------------------------
+
+
+async def iter_threads(store: S3EventStore) -> AsyncIterator[str]:
+    """Every thread id under the store's prefix, shard by shard, as LIST pages arrive.
+
+    Two levels of delimited LIST: the shard folders, then each shard's thread folders.
+    That costs 1 + (shards in use) LIST calls plus one per 1000 threads of a shard, and
+    never lists a turn object. Order is shard order, not thread id order.
+
+    Raises:
+        StorageError: a LIST failed.
+    """
+    layout = store.layout
+    async for page in list_pages(store, layout.threads_root, delimiter="/"):
+        for shard in page.get("CommonPrefixes", []):
+            shard_folder = str(shard["Prefix"])
+            if not shard_folder[len(layout.threads_root) :].startswith(_SHARD_FOLDER):
+                continue
+            async for thread_page in list_pages(store, shard_folder, delimiter="/"):
+                for folder in thread_page.get("CommonPrefixes", []):
+                    thread_id = layout.thread_of_folder(str(folder["Prefix"]))
+                    if thread_id is None:
+                        logger.warning("skipping %s: not a thread folder", folder["Prefix"])
+                        continue
+                    yield thread_id
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadSummary:
+    """One thread as a flat LIST of its folder shows it (no object is read)."""
+
+    thread_id: str
+    """The thread id (decoded)."""
+    turns: int
+    """Turn objects (finished turns)."""
+    stored_bytes: int
+    """Their total size as stored (compressed)."""
+    first_turn: int | None
+    """Lowest turn number, ``None`` when the folder holds no turn object."""
+    last_turn: int | None
+    """Highest turn number."""
+    other_objects: int = 0
+    """Objects in the folder that are not turn objects (skipped by readers)."""
+
+
+@dataclass(slots=True)
+class _SummaryBuilder:
+    thread_id: str
+    turns: list[int] = field(default_factory=list)
+    stored_bytes: int = 0
+    other_objects: int = 0
+
+    def build(self) -> ThreadSummary:
+        return ThreadSummary(
+            self.thread_id,
+            len(self.turns),
+            self.stored_bytes,
+            min(self.turns) if self.turns else None,
+            max(self.turns) if self.turns else None,
+            self.other_objects,
+        )
+
+
+async def iter_thread_summaries(store: S3EventStore) -> AsyncIterator[ThreadSummary]:
+    """Every thread with its turn count and size, from one flat paginated LIST.
+
+    Costs one LIST per 1000 objects under the prefix. A thread's keys are contiguous in
+    a listing (they share its folder), so each summary is yielded as soon as the listing
+    moves past its folder.
+
+    Raises:
+        StorageError: a LIST failed.
+    """
+    layout = store.layout
+    current: _SummaryBuilder | None = None
+    current_folder = ""
+    async for page in list_pages(store, layout.threads_root):
+        for obj in page.get("Contents", []):
+            key = str(obj["Key"])
+            folder = key.rsplit("/", 1)[0] + "/"
+            if current is None or folder != current_folder:
+                thread_id = layout.thread_of_folder(folder)
+                if thread_id is None:
+                    logger.warning("skipping %s: not in a thread folder", key)
+                    continue
+                if current is not None:
+                    yield current.build()
+                current, current_folder = _SummaryBuilder(thread_id), folder
+            parsed = layout.parse_key(key)
+            if parsed is None:
+                current.other_objects += 1
+                continue
+            current.turns.append(parsed.turn)
+            current.stored_bytes += int(obj.get("Size", 0))
+    if current is not None:
+        yield current.build()
+
+
+# --- turns -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TurnInfo:
+    """One turn object: what the LIST and its manifest say, without its body."""
+
+    thread_id: str
+    """The thread id."""
+    turn: int
+    """The turn number."""
+    key: str
+    """The object key."""
+    size: int
+    """Object size as listed."""
+    manifest: TurnManifest | None
+    """The manifest; ``None`` when it is missing or malformed (see :attr:`problem`)."""
+    problem: str | None = None
+    """Why the manifest could not be read, else ``None``."""
+
+    @property
+    def finished(self) -> bool:
+        """A turn object exists only once its turn is finished: always ``True`` here.
+
+        Open turns live in a writer's memory and are not visible in the bucket.
+        """
+        return True
+
+    @property
+    def ratio(self) -> float | None:
+        """Raw payload bytes per stored byte (``None`` without a manifest or for 0 bytes)."""
+        if self.manifest is None or self.manifest.stored_bytes == 0:
+            return None
+        return self.manifest.raw_bytes / self.manifest.stored_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (manifest fields flattened)."""
+        manifest = self.manifest
+        return {
+            "thread_id": self.thread_id,
+            "turn": self.turn,
+            "key": self.key,
+            "finished": self.finished,
+            "events": manifest.events if manifest else None,
+            "raw_bytes": manifest.raw_bytes if manifest else None,
+            "stored_bytes": manifest.stored_bytes if manifest else self.size,
+            "ratio": self.ratio,
+            "first_timestamp": manifest.first_timestamp if manifest else None,
+            "last_timestamp": manifest.last_timestamp if manifest else None,
+            "finished_at": manifest.finished_at if manifest else None,
+            "problem": self.problem,
+        }
+
+
+async def turn_infos(store: S3EventStore, thread_id: str) -> list[TurnInfo]:
+    """Every turn object of a thread with its manifest, in turn order; ``[]`` if none.
+
+    Costs one LIST per 1000 objects plus one HeadObject per turn object (a streamed turn,
+    whose manifest is in its body's trailer, costs one ranged GetObject of 4 KiB more).
+    No event is downloaded.
+
+    Raises:
+        InvalidThreadIdError: bad thread id.
+        StorageError: a request failed.
+    """
+    folder = store.layout.thread_folder(check_thread_id(thread_id))
+    listed: list[tuple[int, str, int]] = []
+    async for page in list_pages(store, folder):
+        for obj in page.get("Contents", []):
+            key = str(obj["Key"])
+            turn = store.layout.parse_turn_key(key, thread_id)
+            if turn is None:
+                logger.warning("skipping %s: not a turn object", key)
+                continue
+            listed.append((turn, key, int(obj.get("Size", 0))))
+    listed.sort()
+    infos = await store._gather(
+        _turn_info(store, thread_id, turn, key, size) for turn, key, size in listed
+    )
+    return [info for info in infos if info is not None]
+
+
+async def _turn_info(
+    store: S3EventStore, thread_id: str, turn: int, key: str, size: int
+) -> TurnInfo | None:
+    try:
+        manifest = await _manifest(store, key)
+    except IntegrityError as err:
+        return TurnInfo(thread_id, turn, key, size, None, str(err))
+    if manifest is None:
+        return None  # deleted since the LIST
+    return TurnInfo(thread_id, turn, key, size, manifest)
+
+
+async def _manifest(store: S3EventStore, key: str) -> TurnManifest | None:
+    """The manifest of one object: HEAD, plus a ranged GET of the trailer when streamed."""
+    client = await store._get_client()
+    try:
+        response = await client.head_object(Bucket=store.bucket, Key=key)
+    except Exception as err:
+        if is_not_found(err):
+            return None
+        raise translate(err, operation="HeadObject", key=key) from err
+    metadata = response.get("Metadata", {})
+    if not is_streamed(metadata):
+        return read_manifest(metadata, None, key=key)
+    try:
+        tail = await client.get_object(
+            Bucket=store.bucket, Key=key, Range=f"bytes=-{TRAILER_BYTES}"
+        )
+        async with tail["Body"] as stream:
+            body = await stream.read()
+    except Exception as err:
+        if is_not_found(err):
+            return None
+        raise translate(err, operation="GetObject", key=key) from err
+    return read_manifest(metadata, body, key=key)
+
+
+# --- payloads --------------------------------------------------------------------------
+
+
+async def read_turn(
+    store: S3EventStore, thread_id: str, turn: int
+) -> list[AgentEventEnvelope] | None:
+    """Download one turn object and verify it fully; ``None`` if it does not exist.
+
+    Each envelope's ``to_json()`` is its line exactly as stored, so joining them with
+    ``\\n`` gives the object's payload byte for byte (its SHA-256 was just checked).
+
+    Raises:
+        InvalidThreadIdError: bad thread id.
+        InvalidTurnError: bad turn number.
+        IntegrityError: the object failed verification.
+        StorageError: the GET failed.
+    """
+    key = store.layout.turn_key(check_thread_id(thread_id), check_turn(turn))
+    client = await store._get_client()
+    try:
+        response = await client.get_object(Bucket=store.bucket, Key=key)
+        async with response["Body"] as stream:
+            body = await stream.read()
+    except Exception as err:
+        if is_not_found(err):
+            return None
+        raise translate(err, operation="GetObject", key=key) from err
+    manifest = read_manifest(response.get("Metadata", {}), body, key=key)
+    return await asyncio.to_thread(
+        TurnCodec.decode, body, manifest, key=key, thread_id=thread_id, turn=turn
+    )
+
+
+async def iter_turn_events(
+    store: S3EventStore, thread_id: str, turns: Iterable[int] | None = None
+) -> AsyncIterator[tuple[int, list[AgentEventEnvelope]]]:
+    """``(turn, events)`` for each turn object of a thread, in turn order.
+
+    ``turns`` restricts the output to those turns (a missing one is skipped). Up to
+    ``store.read_concurrency`` objects are downloaded ahead of the consumer, no more, so
+    memory stays bounded however long the thread is.
+
+    Raises:
+        InvalidThreadIdError: bad thread id.
+        IntegrityError: an object failed verification.
+        StorageError: a request failed.
+    """
+    folder = store.layout.thread_folder(check_thread_id(thread_id))
+    wanted = None if turns is None else set(turns)
+    pending: list[asyncio.Task[list[AgentEventEnvelope] | None]] = []
+    numbers: list[int] = []
+    try:
+        async for page in list_pages(store, folder):
+            for obj in page.get("Contents", []):
+                turn = store.layout.parse_turn_key(str(obj["Key"]), thread_id)
+                if turn is None or (wanted is not None and turn not in wanted):
+                    continue
+                pending.append(asyncio.ensure_future(read_turn(store, thread_id, turn)))
+                numbers.append(turn)
+                while len(pending) >= store.read_concurrency:
+                    events = await pending.pop(0)
+                    number = numbers.pop(0)
+                    if events is not None:
+                        yield number, events
+        while pending:
+            events = await pending.pop(0)
+            number = numbers.pop(0)
+            if events is not None:
+                yield number, events
+    finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
+# --- stats -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveStats:
+    """Totals over every turn object under a prefix, and what keeping them costs."""
+
+    threads: int
+    """Threads with at least one turn object."""
+    objects: int
+    """Turn objects."""
+    stored_bytes: int
+    """Their size as stored (compressed), from the LIST."""
+    events: int | None
+    """Events, from the manifests (``None`` when manifests were not read)."""
+    raw_bytes: int | None
+    """Uncompressed JSON-lines bytes, from the manifests."""
+    other_objects: int
+    """Objects under ``threads/`` that are not turn objects."""
+    unreadable_manifests: int
+    """Turn objects whose manifest could not be read."""
+    costs: CostEstimate
+    """Storage and request cost estimate for the turn objects."""
+
+    @property
+    def ratio(self) -> float | None:
+        """Raw bytes per stored byte."""
+        if self.raw_bytes is None or self.stored_bytes == 0:
+            return None
+        return self.raw_bytes / self.stored_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "threads": self.threads,
+            "objects": self.objects,
+            "events": self.events,
+            "raw_bytes": self.raw_bytes,
+            "stored_bytes": self.stored_bytes,
+            "ratio": self.ratio,
+            "other_objects": self.other_objects,
+            "unreadable_manifests": self.unreadable_manifests,
+            "costs": self.costs.to_dict(),
+        }
+
+
+async def archive_stats(
+    store: S3EventStore,
+    *,
+    read_manifests: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> ArchiveStats:
+    """Count threads, objects, events and bytes under the prefix, and price them.
+
+    Costs one LIST per 1000 objects, plus one HeadObject per turn object when
+    ``read_manifests`` (events and raw bytes are only in the manifests). ``progress`` is
+    called with the number of objects done after each LIST page.
+
+    Raises:
+        StorageError: a request failed.
+    """
+    layout = store.layout
+    tally = SizeTally()
+    threads: set[str] = set()
+    events = raw = other = unreadable = 0
+    async for page in list_pages(store, layout.threads_root):
+        keys: list[str] = []
+        for obj in page.get("Contents", []):
+            key = str(obj["Key"])
+            parsed = layout.parse_key(key)
+            if parsed is None:
+                other += 1
+                continue
+            tally.add(int(obj.get("Size", 0)))
+            threads.add(parsed.thread_id)
+            keys.append(key)
+        if read_manifests:
+            for found in await store._gather(_safe_manifest(store, key) for key in keys):
+                if isinstance(found, TurnManifest):
+                    events += found.events
+                    raw += found.raw_bytes
+                elif found is not None:
+                    unreadable += 1
+        if progress is not None:
+            progress(len(keys))
+    return ArchiveStats(
+        threads=len(threads),
+        objects=tally.objects,
+        stored_bytes=tally.bytes,
+        events=events if read_manifests else None,
+        raw_bytes=raw if read_manifests else None,
+        other_objects=other,
+        unreadable_manifests=unreadable,
+        costs=estimate_costs(tally),
+    )
+
+
+async def _safe_manifest(store: S3EventStore, key: str) -> TurnManifest | IntegrityError | None:
+    try:
+        return await _manifest(store, key)
+    except IntegrityError as err:
+        return err
+
+
+# --- verification ----------------------------------------------------------------------
+
+
+async def verify_archive(
+    store: S3EventStore,
+    thread_ids: Iterable[str] | None = None,
+    *,
+    progress: Callable[[str, VerifyReport], None] | None = None,
+    concurrency: int = 4,
+) -> VerifyReport:
+    """Verify the given threads, or every thread under the prefix, one report for all.
+
+    Runs :meth:`S3EventStore.verify` per thread, ``concurrency`` threads at a time (each
+    with the store's own read concurrency), so ``progress`` can be told after each thread.
+    Objects outside any thread folder are not judged.
+
+    Raises:
+        InvalidThreadIdError: a bad thread id.
+        StorageError: a LIST or GET failed.
+    """
+    semaphore = asyncio.Semaphore(concurrency)
+    reports: list[VerifyReport] = []
+
+    async def one(thread_id: str) -> None:
+        async with semaphore:
+            report = await store.verify(thread_id)
+        reports.append(report)
+        if progress is not None:
+            progress(thread_id, report)
+
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        if thread_ids is None:
+            tasks.extend([asyncio.ensure_future(one(t)) async for t in iter_threads(store)])
+        else:
+            tasks.extend(asyncio.ensure_future(one(check_thread_id(t))) for t in thread_ids)
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    problems: list[VerifyProblem] = []
+    for report in reports:
+        problems.extend(report.problems)
+    return VerifyReport(
+        scope=store.layout.threads_root,
+        objects_checked=sum(r.objects_checked for r in reports),
+        ok=sum(r.ok for r in reports),
+        events=sum(r.events for r in reports),
+        bytes_read=sum(r.bytes_read for r in reports),
+        problems=tuple(sorted(problems, key=lambda problem: problem.key)),
+        foreign=tuple(sorted(key for r in reports for key in r.foreign)),
+        vanished=tuple(sorted(key for r in reports for key in r.vanished)),
+    )
