@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -39,6 +39,8 @@ from s3_eventstore.errors import (
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from s3_eventstore.dictionary import TrainedDictionary
+
 __all__ = [
     "FORMAT_VERSION",
     "MANIFEST_METADATA_KEY",
@@ -53,6 +55,10 @@ __all__ = [
 ]
 
 FORMAT_VERSION: Final = 1
+"""Format of a turn object compressed without a dictionary (what plain zstd reads)."""
+DICTIONARY_FORMAT_VERSION: Final = 2
+"""Format of a turn object compressed with a trained dictionary (its manifest names it)."""
+READABLE_FORMATS: Final = frozenset({FORMAT_VERSION, DICTIONARY_FORMAT_VERSION})
 CODEC: Final = "zstd"
 MANIFEST_METADATA_KEY: Final = "s3es-manifest"
 """User-metadata key (sent as ``x-amz-meta-s3es-manifest``) holding the manifest JSON."""
@@ -98,10 +104,15 @@ class TurnManifest:
     """When the writer closed the turn (RFC 3339, UTC)."""
     writer: str
     """Random id of the ``finish_turn`` that wrote the object; lets a retry recognise its own."""
+    dictionary: str | None = None
+    """Id of the zstd dictionary the body needs (format 2); ``None`` (absent) in format 1."""
 
     def to_metadata(self) -> dict[str, str]:
         """The S3 user metadata carrying this manifest."""
-        text = json.dumps(asdict(self), separators=(",", ":"), ensure_ascii=True)
+        data = asdict(self)
+        if self.dictionary is None:
+            del data["dictionary"]  # format 1 manifests stay byte for byte what they were
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=True)
         return {MANIFEST_METADATA_KEY: text}
 
     @classmethod
@@ -123,11 +134,15 @@ class TurnManifest:
         if not isinstance(data, dict):
             raise CorruptObjectError("manifest is not a JSON object", key=key)
         version = data.get("format")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_FORMATS or type(version) is not int:
             raise UnsupportedFormatError(
                 f"format version {version!r} is not supported (this library reads "
-                f"{FORMAT_VERSION})",
+                f"{FORMAT_VERSION} and {DICTIONARY_FORMAT_VERSION})",
                 key=key,
+            )
+        if (version == DICTIONARY_FORMAT_VERSION) != isinstance(data.get("dictionary"), str):
+            raise CorruptObjectError(
+                "a format 2 manifest names its dictionary; a format 1 manifest has none", key=key
             )
         if data.get("codec") != CODEC:
             raise UnsupportedFormatError(f"codec {data.get('codec')!r} is not supported", key=key)
@@ -161,14 +176,19 @@ class EncodedTurn:
 class TurnCodec:
     """Encodes and verifies turn objects. One per store; not shared across threads."""
 
-    def __init__(self, level: int = 3) -> None:
+    def __init__(self, level: int = 3, dictionary: TrainedDictionary | None = None) -> None:
         if not 1 <= level <= 22:
             raise ValueError(f"zstd level must be in 1..22, not {level}")
         self.level = level
+        self.dictionary = dictionary
+        """The dictionary turns are compressed with, if any (opt-in: see dictionary.py)."""
         # Frame checksums catch corruption of the compressed bytes even before the manifest
         # checksum does; the content size lets `zstd -l` and streaming readers size buffers.
         self._compressor = zstandard.ZstdCompressor(
-            level=level, write_checksum=True, write_content_size=True
+            level=level,
+            write_checksum=True,
+            write_content_size=True,
+            dict_data=None if dictionary is None else dictionary.zstd_dict,
         )
 
     def encode(
@@ -196,6 +216,10 @@ class TurnCodec:
             finished_at=format_rfc3339(datetime.now(UTC)),
             writer=writer,
         )
+        if self.dictionary is not None:
+            manifest = replace(
+                manifest, format=DICTIONARY_FORMAT_VERSION, dictionary=self.dictionary.id
+            )
         size = sum(len(k) + len(v) for k, v in manifest.to_metadata().items())
         if size > METADATA_LIMIT_BYTES:
             raise InvalidEnvelopeError(
@@ -212,8 +236,11 @@ class TurnCodec:
         key: str,
         thread_id: str,
         turn: int,
+        dictionary: TrainedDictionary | None = None,
     ) -> list[AgentEventEnvelope]:
         """Decompress and verify a turn object against its manifest and its key.
+
+        ``dictionary`` must be the one the manifest names (the caller fetches it by id).
 
         Raises:
             CorruptObjectError: anything does not match: sizes, checksum, line count,
@@ -229,7 +256,14 @@ class TurnCodec:
             raise CorruptObjectError(
                 f"body is {len(body)} bytes, manifest says {manifest.stored_bytes}", key=key
             )
-        payload = _decompress(body, limit=manifest.raw_bytes, key=key)
+        if manifest.dictionary != (None if dictionary is None else dictionary.id):
+            raise ValueError(f"{key} needs dictionary {manifest.dictionary!r}")
+        payload = _decompress(
+            body,
+            limit=manifest.raw_bytes,
+            key=key,
+            dict_data=None if dictionary is None else dictionary.zstd_dict,
+        )
         if len(payload) != manifest.raw_bytes:
             raise CorruptObjectError(
                 f"payload is {len(payload)} bytes, manifest says {manifest.raw_bytes}", key=key
@@ -471,10 +505,13 @@ def _load_json_object(text: str, *, key: str, what: str) -> dict[str, Any]:
     return data
 
 
-def _decompress(body: bytes, *, limit: int, key: str) -> bytes:
+def _decompress(
+    body: bytes, *, limit: int, key: str, dict_data: zstandard.ZstdCompressionDict | None = None
+) -> bytes:
     """Decompress every frame of ``body``, reading at most ``limit + 1`` bytes (no bombs)."""
     try:
-        reader = zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True)
+        decompressor = zstandard.ZstdDecompressor(dict_data=dict_data)
+        reader = decompressor.stream_reader(body, read_across_frames=True)
         with reader:
             chunks = []
             remaining = limit + 1

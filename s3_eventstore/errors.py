@@ -22,6 +22,7 @@ __all__ = [
     "BucketNotFoundError",
     "BufferLimitError",
     "ConfigurationError",
+    "ConflictingCopiesError",
     "CorruptObjectError",
     "EventStoreError",
     "IntegrityError",
@@ -161,6 +162,19 @@ class IntegrityError(EventStoreError):
 
 class CorruptObjectError(IntegrityError):
     """A turn object does not decode, or does not match its manifest (size, count, checksum)."""
+
+
+class ConflictingCopiesError(IntegrityError):
+    """One turn is stored twice (a turn object and a segment, or two segments) and the
+    copies disagree. ``key`` and ``other_key`` name both; neither is trusted over the other.
+
+    Compaction deletes a turn object only after its segment holds the same bytes, so this
+    means a turn was finished again after compaction freed its key (see docs/FORMAT.md).
+    """
+
+    def __init__(self, message: str, *, key: str, other_key: str) -> None:
+        super().__init__(message, key=key)
+        self.other_key = other_key
 
 
 class UnsupportedFormatError(IntegrityError):

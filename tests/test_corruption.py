@@ -148,9 +148,15 @@ CASES: dict[str, tuple[Damage, type[IntegrityError], str, bool]] = {
         False,
     ),
     "format-version": (
-        lambda t: (t.body, _meta(t.manifest, format=2)),
+        lambda t: (t.body, _meta(t.manifest, format=3)),
         UnsupportedFormatError,
-        r"format version 2 is not supported \(this library reads 1\)$",
+        r"format version 3 is not supported \(this library reads 1 and 2\)$",
+        True,
+    ),
+    "format-2-without-dictionary": (
+        lambda t: (t.body, _meta(t.manifest, format=2)),
+        CorruptObjectError,
+        r"a format 2 manifest names its dictionary; a format 1 manifest has none$",
         True,
     ),
     "codec": (

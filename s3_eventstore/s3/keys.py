@@ -21,11 +21,14 @@ import hashlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, unquote_to_bytes
 
 from s3_eventstore.errors import ConfigurationError, InvalidThreadIdError
 from s3_eventstore.identifiers import check_thread_id
+
+if TYPE_CHECKING:
+    from s3_eventstore.s3.segments import SegmentName
 
 __all__ = ["MAX_KEY_BYTES", "KeyLayout", "ParsedKey", "decode_thread", "encode_thread"]
 
@@ -33,8 +36,13 @@ MAX_KEY_BYTES: Final = 1024
 """S3's limit on the UTF-8 length of a key."""
 TURN_SUFFIX: Final = ".jsonl.zst"
 THREADS_DIR: Final = "threads/"
+DICTIONARIES_DIR: Final = "dictionaries/"
+SEGMENT_PREFIX: Final = "seg-"
+"""Names of segment objects start with this (``seg-{first:020d}-{last:020d}-{events}``)."""
 _LONGEST_NAME: Final = 64
-"""Room kept for the longest object name a thread folder may hold (turns, segments)."""
+"""Room kept for the longest object name a thread folder may hold: a segment name with
+8 digits of events is exactly 64 bytes, a turn object name 29."""
+_DICTIONARY_ID = re.compile(r"[0-9a-f]{32}")
 _TURN_NAME = re.compile(r"(\d{20})\.jsonl\.zst")
 _ENCODED = re.compile(r"(?:[A-Za-z0-9_-]|%[0-9A-F]{2})+")
 
@@ -137,6 +145,38 @@ class KeyLayout:
     def turn_key(self, thread_id: str, turn: int) -> str:
         """The key of a finished turn's object."""
         return f"{self.thread_folder(thread_id)}{turn:020d}{TURN_SUFFIX}"
+
+    def segment_key(self, thread_id: str, first_turn: int, last_turn: int, events: int) -> str:
+        """The key of a segment holding turns ``first_turn..last_turn`` (``events`` in all)."""
+        from s3_eventstore.s3.segments import segment_name
+
+        return self.thread_folder(thread_id) + segment_name(first_turn, last_turn, events)
+
+    def parse_segment_key(self, key: str, thread_id: str) -> SegmentName | None:
+        """The turn range and event count if ``key`` is a segment of ``thread_id``."""
+        from s3_eventstore.s3.segments import parse_segment_name
+
+        folder = self.thread_folder(thread_id)
+        if not key.startswith(folder):
+            return None
+        return parse_segment_name(key[len(folder) :])
+
+    @property
+    def dictionaries_root(self) -> str:
+        """Where trained zstd dictionaries live (outside the thread folders)."""
+        return self.prefix + DICTIONARIES_DIR
+
+    def dictionary_key(self, dictionary_id: str) -> str:
+        """The key of a dictionary, named by its content hash.
+
+        Raises:
+            ConfigurationError: ``dictionary_id`` is not 32 lowercase hex digits.
+        """
+        if not isinstance(dictionary_id, str) or not _DICTIONARY_ID.fullmatch(dictionary_id):
+            raise ConfigurationError(
+                f"{dictionary_id!r} is not a dictionary id (32 lowercase hex digits)"
+            )
+        return f"{self.dictionaries_root}{dictionary_id}.zdict"
 
     def parse_turn_key(self, key: str, thread_id: str) -> int | None:
         """The turn number if ``key`` is a turn object of ``thread_id``, else ``None``."""

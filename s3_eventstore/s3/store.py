@@ -5,6 +5,9 @@ turn and PUTs it once with ``If-None-Match: *``, so exactly one writer can ever
 finish a turn. Read path: LIST the thread's folder, then GET (or HEAD, when only
 manifests are needed) in turn order with bounded concurrency, verifying every
 object against its manifest. Turns open in this store are merged into reads.
+Compacted turns (segments, :mod:`s3_eventstore.s3.segments`) are read transparently:
+a whole segment with one GET, one turn of it with one ranged GET once its index is
+known; turns held twice during a compaction are read once, their copies compared.
 
 Bounded memory: a turn whose buffer reaches ``max_turn_buffer_bytes`` is streamed to
 S3 as a multipart upload while appends continue (:mod:`s3_eventstore.s3.multipart`),
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import logging
 import re
 import time
@@ -33,11 +37,14 @@ from s3_eventstore.codec import (
     TurnCodec,
     TurnManifest,
     TurnStreamEncoder,
+    is_streamed,
     read_manifest,
 )
 from s3_eventstore.envelope import AgentEventEnvelope, StoredTurnEvents
 from s3_eventstore.errors import (
     ConfigurationError,
+    ConflictingCopiesError,
+    CorruptObjectError,
     IntegrityError,
     ObjectLockedError,
     StorageError,
@@ -52,17 +59,28 @@ from s3_eventstore.s3.buffers import BufferBudget, OpenTurn, OpenTurnInfo
 from s3_eventstore.s3.cache import ManifestCache
 from s3_eventstore.s3.client import ClientSettings, open_client
 from s3_eventstore.s3.errors import is_not_found, is_precondition_failed, translate
-from s3_eventstore.s3.keys import KeyLayout
+from s3_eventstore.s3.keys import SEGMENT_PREFIX, KeyLayout
 from s3_eventstore.s3.metrics import RequestCounter
 from s3_eventstore.s3.multipart import MIN_PART_BYTES, StreamedTurn
 from s3_eventstore.s3.purge import PurgeReport, purge_versions
+from s3_eventstore.s3.segments import (
+    DEFAULT_MAX_SEGMENT_BYTES,
+    SegmentEntry,
+    SegmentIndex,
+    SegmentIndexCache,
+    SegmentManifest,
+    SegmentName,
+    frame_manifest,
+)
 from s3_eventstore.s3.verify import VerifyReport, verify_objects
 from s3_eventstore.store import EventStore, check_offset
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable
+    from collections.abc import Awaitable, Callable, Iterable, Sequence
 
+    from s3_eventstore.dictionary import TrainedDictionary
     from s3_eventstore.doctor import ProbeResult
+    from s3_eventstore.s3.compaction import CompactionReport
 
 __all__ = ["S3EventStore"]
 
@@ -80,6 +98,11 @@ DEFAULT_MAX_BUFFER_BYTES: Final = 256 << 20
 """Bytes all open turns of one store may hold in memory before ``append`` refuses."""
 DEFAULT_PART_BYTES: Final = 8 << 20
 """Compressed bytes per multipart part of a streamed turn (S3 needs >= 5 MiB)."""
+_RELIST_ATTEMPTS: Final = 5
+"""Reads list a thread again at most this many times when listed objects keep vanishing."""
+_INDEX_TAIL_BYTES: Final = 256 * 1024
+"""A segment's index is read with one ranged GET of this many bytes from its end (the
+response's metadata says where the index starts; a larger index needs a second GET)."""
 _LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 _BUCKET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]")
 _T = TypeVar("_T")
@@ -93,6 +116,87 @@ class _Listed:
     key: str
     etag: str
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class _ListedSegment:
+    """One segment as the LIST returned it; its name gives turn range and event count."""
+
+    key: str
+    etag: str
+    size: int
+    name: SegmentName
+
+    @property
+    def first(self) -> int:
+        return self.name.first_turn
+
+    @property
+    def last(self) -> int:
+        return self.name.last_turn
+
+    @property
+    def events(self) -> int:
+        return self.name.events
+
+    def covers(self, turn: int) -> bool:
+        """True when ``turn`` lies in the segment's turn range (held or not)."""
+        return self.first <= turn <= self.last
+
+
+@dataclass(frozen=True, slots=True)
+class _InSegment:
+    """One turn inside a segment whose index is known."""
+
+    segment: _ListedSegment
+    index: SegmentIndex
+    entry: SegmentEntry
+
+
+_Source = _Listed | OpenTurn | _InSegment | _ListedSegment
+"""Where a turn's (or, for a whole segment, several turns') events are."""
+
+
+class _Relist(Exception):
+    """An object listed a moment ago is gone (compacted or cleared): list the thread again."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _covered(segments: Sequence[_ListedSegment], turn: int) -> bool:
+    return any(segment.covers(turn) for segment in segments)
+
+
+def _tangled(segments: Sequence[_ListedSegment], loose_turns: Iterable[int]) -> set[str]:
+    """Keys of the segments whose turn range holds another object's turn or overlaps another
+    segment: their index is needed to place each turn; the others count from their key."""
+    tangled: set[str] = set()
+    for turn in loose_turns:
+        tangled.update(segment.key for segment in segments if segment.covers(turn))
+    by_first = sorted(segments, key=lambda segment: (segment.first, segment.last))
+    for before, after in itertools.pairwise(by_first):
+        if after.first <= before.last:
+            tangled.update((before.key, after.key))
+    return tangled
+
+
+def _claim(claims: dict[int, tuple[str, str]], turn: int, sha256: str, key: str) -> bool:
+    """Record that ``key`` holds ``turn``; False if another copy was recorded first (and
+    agrees). Raises ConflictingCopiesError if the copies disagree."""
+    claimed = claims.get(turn)
+    if claimed is None:
+        claims[turn] = (sha256, key)
+        return True
+    if claimed[0] != sha256:
+        raise ConflictingCopiesError(
+            f"turn {turn} has two copies that disagree: {claimed[1]} (sha256 {claimed[0]}) "
+            f"and {key} (sha256 {sha256})",
+            key=claimed[1],
+            other_key=key,
+        )
+    return False
 
 
 class S3EventStore(EventStore):
@@ -137,9 +241,13 @@ class S3EventStore(EventStore):
         operation_timeout: Seconds one S3 call may take in total, retries and backoff
             included (botocore only bounds each attempt); ``None`` for no bound. On expiry
             the call raises :class:`StorageUnavailableError`.
+        dictionary_id: Compress finished turns with this trained zstd dictionary (see
+            :mod:`s3_eventstore.dictionary`; fetched on the first ``finish_turn``). Such
+            objects need the dictionary to decompress (``zstd -D``); streamed turns are
+            written without it. Reading never needs this: manifests name their dictionary.
 
     Raises:
-        ConfigurationError: bucket, prefix or limits are unusable.
+        ConfigurationError: bucket, prefix, limits or dictionary id are unusable.
     """
 
     def __init__(
@@ -167,6 +275,7 @@ class S3EventStore(EventStore):
         max_parts_in_flight: int = 2,
         check_endpoint: bool | None = None,
         allow_unsafe_endpoint: bool = False,
+        dictionary_id: str | None = None,
     ) -> None:
         if not isinstance(bucket, str) or not _BUCKET_NAME.fullmatch(bucket):
             raise ConfigurationError(f"{bucket!r} is not a valid bucket name")
@@ -235,6 +344,13 @@ class S3EventStore(EventStore):
         self._finished: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._finished_limit = max(manifest_cache_size, 1024)
         self._manifests = ManifestCache(manifest_cache_size)
+        self._segment_indexes = SegmentIndexCache()
+        self._dictionaries: dict[str, TrainedDictionary] = {}
+        self._dictionary_lock = asyncio.Lock()
+        if dictionary_id is not None:
+            self.layout.dictionary_key(dictionary_id)  # refuse a malformed id now
+        self.dictionary_id = dictionary_id
+        """The dictionary new turns are compressed with (``None``: plain zstd)."""
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> S3EventStore:
@@ -462,7 +578,11 @@ class S3EventStore(EventStore):
             InvalidThreadIdError: bad thread id.
             InvalidTurnError: bad turn number.
             TurnAlreadyFinishedError: the turn is finished, by this store or another writer;
-                events this store had buffered are in ``unwritten_events``.
+                events this store had buffered are in ``unwritten_events``. This includes a
+                turn this store has seen in a segment (compacted), without a request.
+            ConfigurationError: the configured ``dictionary_id`` does not exist; the turn is
+                still open.
+            CorruptObjectError: the configured dictionary's bytes do not match its id.
             StorageError: the PUT failed; the turn is still open.
         """
         check_thread_id(thread_id)
@@ -522,13 +642,21 @@ class S3EventStore(EventStore):
             self._finished.popitem(last=False)
 
     async def _encode(self, open_turn: OpenTurn) -> EncodedTurn:
+        if self.dictionary_id is not None and self._codec.dictionary is None:
+            dictionary = self._dictionaries.get(self.dictionary_id)
+            if dictionary is None:
+                from s3_eventstore.dictionary import fetch_dictionary
+
+                dictionary = await fetch_dictionary(self, self.dictionary_id)
+                self._dictionaries[dictionary.id] = dictionary
+            self._codec = TurnCodec(self._codec.level, dictionary)
         events = tuple(open_turn.events)
         if open_turn.buffered_bytes < ENCODE_IN_THREAD_BYTES:
             return self._codec.encode(
                 open_turn.thread_id, open_turn.turn, events, writer=open_turn.writer
             )
         # A private codec: zstd compressors must not be used by two threads at once.
-        codec = TurnCodec(self._codec.level)
+        codec = TurnCodec(self._codec.level, self._codec.dictionary)
         return await asyncio.to_thread(
             codec.encode, open_turn.thread_id, open_turn.turn, events, writer=open_turn.writer
         )
@@ -655,9 +783,27 @@ class S3EventStore(EventStore):
         )
 
     # --- read path --------------------------------------------------------------------
+    #
+    # A thread folder holds turn objects and, once compacted, segments (see
+    # s3/segments.py and docs/FORMAT.md section 8). While compaction runs, or after it
+    # died between its segment PUT and its deletes, a turn can be in both; readers take
+    # each turn once, and check that the copies agree (SHA-256 of the payload) rather than
+    # pick one silently. An object listed a moment ago can vanish before it is fetched
+    # (compaction deleted it after writing its segment, or a clear): the read then lists
+    # again (`_Relist`), since the turn's other copy must already be there.
 
     async def get_turn(self, thread_id: str, turn: int) -> StoredTurnEvents | None:
-        """One turn. Costs one GetObject (a 404 then falls back to this store's open turn).
+        """One turn. Costs one GetObject, whether the turn is its own object or in a segment
+        whose index this store has seen (a ranged GET of the turn's frame).
+
+        A compacted turn whose segment index is not known yet costs the GetObject (404),
+        one ListObjectsV2 of the thread's segments, one ranged GetObject of the segment's
+        index (two when it exceeds 256 KiB) and one ranged GetObject of the turn's frame;
+        the index is cached, so the thread's other turns cost one GET each from then on.
+        A turn that does not exist costs the GetObject and that ListObjectsV2, unless it
+        is open in this store (then the 404 falls back to the open turn, as before). Unlike
+        ``get_turns``, it does not look for a second copy of the turn (see
+        :class:`ConflictingCopiesError`): that would cost a LIST on every call.
 
         Raises:
             InvalidThreadIdError: bad thread id.
@@ -669,50 +815,126 @@ class S3EventStore(EventStore):
         check_thread_id(thread_id)
         check_turn(turn)
         key = self.layout.turn_key(thread_id, turn)
+        folder = self.layout.thread_folder(thread_id)
+        known = self._segment_indexes.find_turn(folder, turn)
+        if known is not None:
+            segment_key, etag, _, entry = known
+            frames = await self._fetch_frames(segment_key, etag, [entry], thread_id)
+            if frames is not None:
+                return StoredTurnEvents(turn, frames[0], True)
+            self._segment_indexes.discard(segment_key)  # gone or replaced: look again
         events = await self._fetch(key, thread_id, turn)
         if events is not None:
             return StoredTurnEvents(turn, events, True)
         open_turn = self._open.get(thread_id, {}).get(turn)
-        if open_turn is None:
-            return None
-        if open_turn.stream is not None:
-            raise self._streaming_error(open_turn)
-        return StoredTurnEvents(turn, tuple(open_turn.events), False)
+        if open_turn is not None:
+            if open_turn.stream is not None:
+                raise self._streaming_error(open_turn)
+            return StoredTurnEvents(turn, tuple(open_turn.events), False)
+        return await self._relisting(thread_id, lambda: self._turn_from_segments(thread_id, turn))
+
+    async def _turn_from_segments(self, thread_id: str, turn: int) -> StoredTurnEvents | None:
+        folder = self.layout.thread_folder(thread_id)
+        segments = self._parse_segments(await self._list(folder + SEGMENT_PREFIX), thread_id)
+        for segment in segments:
+            if not segment.covers(turn):
+                continue
+            index = await self._segment_index(segment, thread_id)
+            entry = index.entry(turn)
+            if entry is None:
+                continue
+            frames = await self._fetch_frames(segment.key, segment.etag, [entry], thread_id)
+            if frames is None:
+                raise _Relist(segment.key)
+            return StoredTurnEvents(turn, frames[0], True)
+        return None
 
     async def get_turns(self, thread_id: str) -> list[StoredTurnEvents]:
         """Every turn in turn order. Costs one ListObjectsV2 per 1000 objects of the thread,
-        plus one GetObject per finished turn (``read_concurrency`` at a time).
+        plus one GetObject per turn object and one per segment (``read_concurrency`` at a
+        time): a compacted thread costs its LIST and one GET per 16 MiB segment.
+
+        While a compaction is under way (or was interrupted) a turn may be both an object
+        and in a segment: each such turn object costs one HeadObject (unless its manifest
+        is cached) to check that both copies agree.
 
         Raises:
             InvalidThreadIdError: bad thread id.
-            IntegrityError: an object failed verification (the error names the key).
+            IntegrityError: an object failed verification (the error names the key), or
+                two copies of a turn disagree (:class:`ConflictingCopiesError`).
             StorageError: a request failed.
             TurnStreamingError: a turn open here is streamed (see ``append``).
         """
-        listed = await self._list_turns(thread_id)
-        fetched = await self._gather(self._fetch(item.key, thread_id, item.turn) for item in listed)
-        archived = {
-            item.turn: StoredTurnEvents(item.turn, events, True)
-            for item, events in zip(listed, fetched, strict=True)
-            if events is not None
-        }
-        return self._merge_open(thread_id, archived)
+        return self._merge_open(
+            thread_id,
+            await self._relisting(thread_id, lambda: self._archived_turns(thread_id)),
+        )
+
+    async def _archived_turns(self, thread_id: str) -> dict[int, StoredTurnEvents]:
+        listed, segments = await self._list_thread(thread_id)
+        outside = [item for item in listed if not _covered(segments, item.turn)]
+        inside = [item for item in listed if _covered(segments, item.turn)]
+        segment_turns: dict[str, tuple[SegmentIndex, list[tuple[AgentEventEnvelope, ...]]]] = {}
+        turn_events: dict[int, tuple[AgentEventEnvelope, ...]] = {}
+
+        async def fetch_segment(segment: _ListedSegment) -> None:
+            found = await self._fetch_segment(segment, thread_id)
+            if found is None:
+                raise _Relist(segment.key)
+            segment_turns[segment.key] = found
+
+        async def fetch_turn(item: _Listed) -> None:
+            turn_events[item.turn] = await self._events_of(thread_id, item.turn, item)
+
+        await self._gather(
+            [*(fetch_segment(s) for s in segments), *(fetch_turn(i) for i in outside)]
+        )
+        archived: dict[int, StoredTurnEvents] = {}
+        claims: dict[int, tuple[str, str]] = {}
+        for segment in segments:
+            index, events = segment_turns[segment.key]
+            for entry, entry_events in zip(index.entries, events, strict=True):
+                if _claim(claims, entry.turn, entry.manifest.sha256, segment.key):
+                    archived[entry.turn] = StoredTurnEvents(entry.turn, entry_events, True)
+        gaps = [item for item in inside if item.turn not in claims]
+        await self._gather(
+            [
+                *(
+                    self._check_copy(item, *claims[item.turn])
+                    for item in inside
+                    if item.turn in claims
+                ),
+                *(fetch_turn(item) for item in gaps),
+            ]
+        )
+        for item in [*outside, *gaps]:
+            archived[item.turn] = StoredTurnEvents(item.turn, turn_events[item.turn], True)
+        return archived
 
     async def event_count(self, thread_id: str) -> int:
-        """Number of events. Costs the LIST of ``get_turns``, plus one HeadObject per finished
-        turn whose manifest this store has not seen yet (and one ranged GetObject of its
-        trailer for a streamed turn object); no event is downloaded.
+        """Number of events. Costs the LIST of ``get_turns``, plus one HeadObject per turn
+        object whose manifest this store has not seen yet (and one ranged GetObject of its
+        trailer for a streamed turn object); no event is downloaded. A segment's event count
+        is in its key: a compacted thread costs the LIST alone, unless a turn object's
+        number falls inside a segment's turn range (an interrupted compaction, or a turn
+        finished after its neighbours were compacted): that segment's index is then read
+        (one ranged GetObject, cached) to place it.
 
         Raises:
             InvalidThreadIdError: bad thread id.
-            IntegrityError: a manifest is missing or malformed.
+            IntegrityError: a manifest is missing or malformed, or two copies of a turn
+                disagree.
             StorageError: a request failed.
         """
-        return sum(count for _, count, _ in await self._turn_counts(thread_id))
+        counts = await self._relisting(thread_id, lambda: self._turn_counts(thread_id))
+        return sum(count for _, count, _ in counts)
 
     async def get_events_since(self, thread_id: str, offset: int) -> list[AgentEventEnvelope]:
         """Events from ``offset`` on (turn-major). Costs what ``event_count`` costs, plus one
-        GetObject per finished turn that holds events at or after ``offset``.
+        GetObject per turn object that holds events at or after ``offset``. A segment wholly
+        after ``offset`` costs one GetObject; a segment ``offset`` falls inside costs a
+        ranged GetObject of its index (unless cached) and one ranged GetObject of the frames
+        from the first turn needed to the segment's end.
 
         Raises:
             InvalidThreadIdError: bad thread id.
@@ -723,20 +945,76 @@ class S3EventStore(EventStore):
                 ``offset``.
         """
         check_offset(offset)
+        return await self._relisting(thread_id, lambda: self._events_since(thread_id, offset))
+
+    async def _events_since(self, thread_id: str, offset: int) -> list[AgentEventEnvelope]:
         counts = await self._turn_counts(thread_id)
-        wanted: list[tuple[int, int, _Listed | OpenTurn]] = []  # (skip, turn, source)
+        wanted: list[tuple[int, _Source]] = []  # (events to skip, source)
         position = 0
-        for turn, count, source in counts:
+        for _, count, source in counts:
             if position + count > offset:
-                wanted.append((max(0, offset - position), turn, source))
+                wanted.append((max(0, offset - position), source))
             position += count
-        fetched = await self._gather(
-            self._events_of(thread_id, turn, src) for _, turn, src in wanted
-        )
+        if wanted and isinstance(wanted[0][1], _ListedSegment) and wanted[0][0] > 0:
+            # The offset falls inside a segment: fetch only the frames it needs.
+            skip, segment = wanted[0][0], wanted[0][1]
+            index = await self._segment_index(segment, thread_id)
+            expanded: list[tuple[int, _Source]] = []
+            for entry in index.entries:
+                if not expanded and skip >= entry.manifest.events:
+                    skip -= entry.manifest.events
+                    continue
+                expanded.append((skip if not expanded else 0, _InSegment(segment, index, entry)))
+            wanted[:1] = expanded
+        first_skip = wanted[0][0] if wanted else 0
+        jobs: list[Awaitable[list[tuple[AgentEventEnvelope, ...]]]] = []
+        group: list[_InSegment] = []
+        for _, source in wanted:
+            if isinstance(source, _InSegment):
+                if group and (
+                    group[-1].segment.key != source.segment.key
+                    or group[-1].entry.end != source.entry.offset
+                ):
+                    jobs.append(self._group_events(thread_id, group))
+                    group = []
+                group.append(source)
+                continue
+            if group:
+                jobs.append(self._group_events(thread_id, group))
+                group = []
+            jobs.append(self._source_events(thread_id, source))
+        if group:
+            jobs.append(self._group_events(thread_id, group))
         events: list[AgentEventEnvelope] = []
-        for (skip, _, _), turn_events in zip(wanted, fetched, strict=True):
-            events.extend(turn_events[skip:])
+        for index_in_result, turn_events in enumerate(
+            turn for job in await self._gather(jobs) for turn in job
+        ):
+            events.extend(turn_events[first_skip:] if index_in_result == 0 else turn_events)
         return events
+
+    async def _group_events(
+        self, thread_id: str, group: list[_InSegment]
+    ) -> list[tuple[AgentEventEnvelope, ...]]:
+        """The events of adjacent turns of one segment: one ranged GET of their frames."""
+        segment = group[0].segment
+        frames = await self._fetch_frames(
+            segment.key, segment.etag, [member.entry for member in group], thread_id
+        )
+        if frames is None:
+            raise _Relist(segment.key)
+        return frames
+
+    async def _source_events(
+        self, thread_id: str, source: _Source
+    ) -> list[tuple[AgentEventEnvelope, ...]]:
+        if isinstance(source, _ListedSegment):
+            found = await self._fetch_segment(source, thread_id)
+            if found is None:
+                raise _Relist(source.key)
+            return found[1]
+        if isinstance(source, _InSegment):
+            return await self._group_events(thread_id, [source])
+        return [await self._events_of(thread_id, -1, source)]
 
     async def _events_of(
         self, thread_id: str, turn: int, source: _Listed | OpenTurn
@@ -745,25 +1023,47 @@ class S3EventStore(EventStore):
             if source.stream is not None:
                 raise self._streaming_error(source)
             return tuple(source.events)
-        events = await self._fetch(source.key, thread_id, turn)
+        events = await self._fetch(source.key, thread_id, source.turn)
         if events is None:
-            raise StorageError(  # deleted between the LIST and the GET (a concurrent clear)
-                f"turn {turn} of thread {thread_id!r} vanished while it was read; retry",
-                operation="GetObject",
-                code="NoSuchKey",
-            )
+            raise _Relist(source.key)  # compacted or cleared between the LIST and the GET
         return events
 
-    async def _turn_counts(self, thread_id: str) -> list[tuple[int, int, _Listed | OpenTurn]]:
-        """(turn, event count, where the events are) for every turn, in turn order."""
-        listed = await self._list_turns(thread_id)
-        manifests = await self._gather(self._manifest_of(item) for item in listed)
-        counts: dict[int, tuple[int, int, _Listed | OpenTurn]] = {
-            item.turn: (item.turn, manifest.events, item)
-            for item, manifest in zip(listed, manifests, strict=True)
-            if manifest is not None
-        }
-        for turn, open_turn in self._open.get(thread_id, {}).items():
+    async def _turn_counts(self, thread_id: str) -> list[tuple[int, int, _Source]]:
+        """(turn, event count, where the events are) in turn order. A segment nothing else
+        interleaves with is one entry for all its turns (numbered by its first turn)."""
+        listed, segments = await self._list_thread(thread_id)
+        open_turns = self._open.get(thread_id, {})
+        counts: dict[int, tuple[int, int, _Source]] = {}
+        claims: dict[int, tuple[str, str]] = {}
+        if segments:
+            loose = [item.turn for item in listed] + list(open_turns)
+            tangled = _tangled(segments, loose)
+            indexes = await self._gather(
+                self._segment_index(s, thread_id) for s in segments if s.key in tangled
+            )
+            by_key = dict(zip([s.key for s in segments if s.key in tangled], indexes, strict=True))
+            for segment in segments:
+                index = by_key.get(segment.key)
+                if index is None:  # nothing interleaves: count it from its key
+                    counts[segment.first] = (segment.first, segment.events, segment)
+                    continue
+                for entry in index.entries:
+                    if _claim(claims, entry.turn, entry.manifest.sha256, segment.key):
+                        source = _InSegment(segment, index, entry)
+                        counts[entry.turn] = (entry.turn, entry.manifest.events, source)
+        copies = [item for item in listed if item.turn in claims]
+        own = [item for item in listed if item.turn not in claims]
+        manifests = await self._gather(
+            [
+                *(self._manifest_of(item) for item in own),
+                *(self._check_copy(item, *claims[item.turn]) for item in copies),
+            ]
+        )
+        for item, manifest in zip(own, manifests[: len(own)], strict=True):
+            if manifest is None:
+                raise _Relist(item.key)
+            counts[item.turn] = (item.turn, manifest.events, item)
+        for turn, open_turn in open_turns.items():
             counts.setdefault(turn, (turn, open_turn.event_count, open_turn))
         return [counts[turn] for turn in sorted(counts)]
 
@@ -777,6 +1077,40 @@ class S3EventStore(EventStore):
                     raise self._streaming_error(open_turn)
                 merged[turn] = StoredTurnEvents(turn, tuple(open_turn.events), False)
         return [merged[turn] for turn in sorted(merged)]
+
+    async def _relisting(self, thread_id: str, read: Callable[[], Awaitable[_T]]) -> _T:
+        """Run a read, listing again when an object it listed vanished before its GET."""
+        gone = ""
+        for _ in range(_RELIST_ATTEMPTS):
+            try:
+                return await read()
+            except _Relist as vanished:
+                gone = vanished.key
+                logger.info("%s vanished while it was read (compacted or cleared)", gone)
+        raise StorageError(
+            f"objects of thread {thread_id!r} kept vanishing while they were read "
+            f"(last: {gone}); retry",
+            operation="GetObject",
+            code="NoSuchKey",
+        )
+
+    async def _check_copy(self, item: _Listed, sha256: str, segment_key: str) -> None:
+        """Check that a turn object held by a segment too is the same turn (by SHA-256)."""
+        manifest = self._manifests.get(item.key, item.etag)
+        if manifest is None:
+            found = await self._head_manifest(item.key, strict=True)
+            if found is None:
+                return  # compaction deleted it since the LIST: the segment's copy remains
+            manifest = found[1]
+        assert manifest is not None  # strict: a bad manifest raised
+        if manifest.sha256 != sha256:
+            raise ConflictingCopiesError(
+                f"turn {manifest.turn} has two copies that disagree: {item.key} (sha256 "
+                f"{manifest.sha256}) and {segment_key} (sha256 {sha256}); a turn finished "
+                f"again after it was compacted?",
+                key=item.key,
+                other_key=segment_key,
+            )
 
     async def _gather(self, coroutines: Iterable[Awaitable[_T]]) -> list[_T]:
         """Run coroutines with at most ``read_concurrency`` in flight, results in order."""
@@ -796,17 +1130,38 @@ class S3EventStore(EventStore):
             raise
 
     async def _list_turns(self, thread_id: str) -> list[_Listed]:
-        """The thread's turn objects in turn order; anything else in its folder is skipped."""
+        """The thread's turn objects in turn order (segments and foreign keys skipped)."""
+        return (await self._list_thread(thread_id))[0]
+
+    async def _list_thread(self, thread_id: str) -> tuple[list[_Listed], list[_ListedSegment]]:
+        """The thread's turn objects in turn order and its segments in key order; anything
+        else in its folder is skipped (and logged)."""
         folder = self.layout.thread_folder(thread_id)
         listed: list[_Listed] = []
+        others: list[dict[str, Any]] = []
         for obj in await self._list(folder):
             turn = self.layout.parse_turn_key(obj["Key"], thread_id)
             if turn is None:
-                logger.warning("skipping %s: not a turn object of this store", obj["Key"])
+                others.append(obj)
                 continue
             listed.append(_Listed(turn, obj["Key"], str(obj.get("ETag", "")), int(obj["Size"])))
         listed.sort(key=lambda item: item.turn)  # keys sort by turn already; do not rely on it
-        return listed
+        return listed, self._parse_segments(others, thread_id)
+
+    def _parse_segments(
+        self, objects: list[dict[str, Any]], thread_id: str
+    ) -> list[_ListedSegment]:
+        segments: list[_ListedSegment] = []
+        for obj in objects:
+            name = self.layout.parse_segment_key(obj["Key"], thread_id)
+            if name is None:
+                logger.warning("skipping %s: not a turn object of this store", obj["Key"])
+                continue
+            segments.append(
+                _ListedSegment(obj["Key"], str(obj.get("ETag", "")), int(obj["Size"]), name)
+            )
+        segments.sort(key=lambda segment: segment.key)
+        return segments
 
     async def _list(self, prefix: str) -> list[dict[str, Any]]:
         """Every object under ``prefix``, following continuation tokens page by page."""
@@ -839,30 +1194,63 @@ class S3EventStore(EventStore):
         self, key: str, thread_id: str, turn: int
     ) -> tuple[AgentEventEnvelope, ...] | None:
         """GET and verify one turn object; ``None`` if it does not exist."""
+        found = await self._fetch_object(key)
+        if found is None:
+            return None
+        body, etag, manifest, _ = found
+        events = await self._decode(body, manifest, key, thread_id, turn)
+        self._manifests.put(key, etag, manifest)
+        self._remember_finished(thread_id, turn)
+        return tuple(events)
+
+    async def _fetch_object(self, key: str) -> tuple[bytes, str, TurnManifest, bool] | None:
+        """GET one turn object: body, ETag, manifest (not yet verified against the body) and
+        whether it is streamed (its body ends with the manifest trailer)."""
         client = await self._get_client()
         try:
             response = await client.get_object(Bucket=self.bucket, Key=key)
             async with response["Body"] as stream:
-                body = await stream.read()
+                body = bytes(await stream.read())
         except Exception as err:
             if is_not_found(err):
                 return None
             raise translate(err, operation="GetObject", key=key) from err
-        manifest = read_manifest(response.get("Metadata", {}), body, key=key)
-        events = await self._decode(body, manifest, key, thread_id, turn)
-        self._manifests.put(key, str(response.get("ETag", "")), manifest)
-        self._remember_finished(thread_id, turn)
-        return tuple(events)
+        metadata = response.get("Metadata", {})
+        manifest = read_manifest(metadata, body, key=key)
+        return body, str(response.get("ETag", "")), manifest, is_streamed(metadata)
 
     async def _decode(
         self, body: bytes, manifest: TurnManifest, key: str, thread_id: str, turn: int
     ) -> list[AgentEventEnvelope]:
+        dictionary = await self._dictionary(manifest.dictionary)
         decode: Callable[[], list[AgentEventEnvelope]] = lambda: TurnCodec.decode(
-            body, manifest, key=key, thread_id=thread_id, turn=turn
+            body, manifest, key=key, thread_id=thread_id, turn=turn, dictionary=dictionary
         )
         if manifest.raw_bytes < ENCODE_IN_THREAD_BYTES:
             return decode()
         return await asyncio.to_thread(decode)
+
+    async def _dictionary(self, dictionary_id: str | None) -> TrainedDictionary | None:
+        """The dictionary a manifest names, fetched once per store (content-addressed)."""
+        if dictionary_id is None:
+            return None
+        cached = self._dictionaries.get(dictionary_id)
+        if cached is not None:
+            return cached
+        async with self._dictionary_lock:  # concurrent reads of one archive fetch it once
+            cached = self._dictionaries.get(dictionary_id)
+            if cached is not None:
+                return cached
+            from s3_eventstore.dictionary import fetch_dictionary
+
+            try:
+                cached = await fetch_dictionary(self, dictionary_id)
+            except ConfigurationError as err:  # a manifest naming a missing dictionary
+                raise CorruptObjectError(
+                    str(err), key=self.layout.dictionary_key(dictionary_id)
+                ) from None
+            self._dictionaries[dictionary_id] = cached
+        return cached
 
     async def _manifest_of(self, item: _Listed) -> TurnManifest | None:
         cached = self._manifests.get(item.key, item.etag)
@@ -870,6 +1258,143 @@ class S3EventStore(EventStore):
             return cached
         found = await self._head_manifest(item.key, strict=True)
         return None if found is None else found[1]
+
+    # --- segments ---------------------------------------------------------------------
+
+    async def _fetch_segment(
+        self, segment: _ListedSegment, thread_id: str
+    ) -> tuple[SegmentIndex, list[tuple[AgentEventEnvelope, ...]]] | None:
+        """GET a whole segment, verify its index and every turn; ``None`` if it is gone."""
+        client = await self._get_client()
+        try:
+            response = await client.get_object(Bucket=self.bucket, Key=segment.key)
+            async with response["Body"] as stream:
+                body = bytes(await stream.read())
+        except Exception as err:
+            if is_not_found(err):
+                return None
+            raise translate(err, operation="GetObject", key=segment.key) from err
+        manifest = SegmentManifest.from_metadata(response.get("Metadata", {}), key=segment.key)
+        manifest.check_name(segment.name, thread_id, key=segment.key)
+        if len(body) != manifest.stored_bytes:
+            raise CorruptObjectError(
+                f"segment is {len(body)} bytes, manifest says {manifest.stored_bytes}",
+                key=segment.key,
+            )
+        index = SegmentIndex.parse(manifest, body[manifest.index_offset :], key=segment.key)
+        self._learn_index(segment.key, str(response.get("ETag", "")), index)
+        events = await self._decode_frames(segment.key, body, 0, index.entries, thread_id)
+        return index, events
+
+    async def _segment_index(self, segment: _ListedSegment, thread_id: str) -> SegmentIndex:
+        """A segment's verified index: cached, or one ranged GET of the segment's tail (two
+        when the index is larger than the tail). Raises ``_Relist`` if the segment is gone."""
+        cached = self._segment_indexes.get(segment.key, segment.etag)
+        if cached is not None:
+            return cached
+        start = max(0, segment.size - _INDEX_TAIL_BYTES)
+        found = await self._ranged_get(segment.key, segment.etag, start, segment.size)
+        if found is None:
+            raise _Relist(segment.key)
+        tail, metadata = found
+        manifest = SegmentManifest.from_metadata(metadata, key=segment.key)
+        manifest.check_name(segment.name, thread_id, key=segment.key)
+        if manifest.stored_bytes != segment.size:
+            raise CorruptObjectError(
+                f"segment is {segment.size} bytes, manifest says {manifest.stored_bytes}",
+                key=segment.key,
+            )
+        if manifest.index_offset >= start:
+            frame = tail[manifest.index_offset - start :]
+        else:
+            found = await self._ranged_get(
+                segment.key, segment.etag, manifest.index_offset, segment.size
+            )
+            if found is None:
+                raise _Relist(segment.key)
+            frame = found[0]
+        index = SegmentIndex.parse(manifest, frame, key=segment.key)
+        self._learn_index(segment.key, segment.etag, index)
+        return index
+
+    def _learn_index(self, key: str, etag: str, index: SegmentIndex) -> None:
+        """Cache an index, and remember its turns as finished: ``append``/``finish_turn`` of
+        a compacted turn is then refused without a request."""
+        self._segment_indexes.put(key, etag, index)
+        for entry in index.entries:
+            self._remember_finished(index.manifest.thread_id, entry.turn)
+
+    async def _fetch_frames(
+        self, key: str, etag: str, entries: list[SegmentEntry], thread_id: str
+    ) -> list[tuple[AgentEventEnvelope, ...]] | None:
+        """One ranged GET of adjacent turns' frames, verified; ``None`` if the segment with
+        this ETag is gone."""
+        start, end = entries[0].offset, entries[-1].end
+        found = await self._ranged_get(key, etag, start, end)
+        if found is None:
+            return None
+        return await self._decode_frames(key, found[0], start, entries, thread_id)
+
+    async def _ranged_get(
+        self, key: str, etag: str, start: int, end: int
+    ) -> tuple[bytes, dict[str, str]] | None:
+        """Bytes ``start..end-1`` of the object version with ``etag`` and its metadata;
+        ``None`` when it is gone or another version replaced it."""
+        client = await self._get_client()
+        try:
+            # An explicit range, not the suffix form (some servers answer it wrongly).
+            response = await client.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end - 1}", IfMatch=etag
+            )
+            async with response["Body"] as stream:
+                data = bytes(await stream.read())
+        except Exception as err:
+            if is_not_found(err) or is_precondition_failed(err):
+                return None
+            raise translate(err, operation="GetObject", key=key) from err
+        if len(data) != end - start:
+            raise CorruptObjectError(
+                f"ranged GET of bytes {start}..{end - 1} returned {len(data)} bytes", key=key
+            )
+        return data, dict(response.get("Metadata", {}))
+
+    async def _decode_frames(
+        self,
+        key: str,
+        data: bytes,
+        base: int,
+        entries: Sequence[SegmentEntry],
+        thread_id: str,
+    ) -> list[tuple[AgentEventEnvelope, ...]]:
+        """Verify and decode turn frames cut from ``data`` (which starts at offset ``base``)."""
+        dictionaries = {
+            entry.manifest.dictionary: await self._dictionary(entry.manifest.dictionary)
+            for entry in entries
+            if entry.manifest.dictionary is not None
+        }
+
+        def decode_all() -> list[tuple[AgentEventEnvelope, ...]]:
+            decoded = []
+            for entry in entries:
+                frame = data[entry.offset - base : entry.end - base]
+                try:
+                    events = TurnCodec.decode(
+                        frame,
+                        frame_manifest(entry),
+                        key=key,
+                        thread_id=thread_id,
+                        turn=entry.turn,
+                        dictionary=dictionaries.get(entry.manifest.dictionary or ""),
+                    )
+                except IntegrityError as err:
+                    message = str(err).removeprefix(f"{key}: ")
+                    raise type(err)(f"turn {entry.turn}: {message}", key=key) from None
+                decoded.append(tuple(events))
+            return decoded
+
+        if sum(entry.manifest.raw_bytes for entry in entries) < ENCODE_IN_THREAD_BYTES:
+            return decode_all()
+        return await asyncio.to_thread(decode_all)
 
     async def _head_manifest(
         self, key: str, *, strict: bool
@@ -914,6 +1439,29 @@ class S3EventStore(EventStore):
                 return bytes(await stream.read())
         except Exception as err:
             raise translate(err, operation="GetObject", key=key) from err
+
+    # --- compaction -------------------------------------------------------------------
+
+    async def compact(
+        self,
+        thread_id: str,
+        *,
+        max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES,
+        min_turns: int = 2,
+    ) -> CompactionReport:
+        """Merge the thread's finished turn objects into segments (see
+        :func:`s3_eventstore.s3.compaction.compact`, which this calls). Compact idle
+        threads: a turn finished again by another writer after compaction freed its key
+        makes reads raise :class:`ConflictingCopiesError`.
+
+        Raises:
+            As :func:`s3_eventstore.s3.compaction.compact`.
+        """
+        from s3_eventstore.s3.compaction import compact
+
+        return await compact(
+            self, thread_id, max_segment_bytes=max_segment_bytes, min_turns=min_turns
+        )
 
     # --- verification -----------------------------------------------------------------
 
@@ -961,6 +1509,7 @@ class S3EventStore(EventStore):
                 if open_turn.stream is not None:
                     await open_turn.stream.abort()
         self._manifests.discard_prefix(folder)
+        self._segment_indexes.discard_prefix(folder)
         for item in [item for item in self._finished if item[0] == thread_id]:
             del self._finished[item]
 

@@ -1,10 +1,12 @@
-"""Verification of what a store holds: every turn object downloaded and checked in full.
+"""Verification of what a store holds: every turn object and segment downloaded and checked.
 
 Reads trust nothing they download either, but they stop at the first bad object; an
 operator auditing a bucket wants the whole list. :func:`verify_objects` lists one
 thread's folder, or every thread under the store's prefix, page by page, downloads
 each turn object with bounded concurrency and checks it against its manifest and its
-key exactly as a read would. A bad object becomes a :class:`VerifyProblem` in the
+key exactly as a read would. A segment is checked in full: its manifest against its key,
+its index against its manifest (SHA-256, offsets, counts), and every turn frame against
+its index entry, as a read of the whole segment would. A bad object becomes a :class:`VerifyProblem` in the
 report; only a failure of the storage itself (LIST or GET) raises.
 """
 
@@ -63,6 +65,8 @@ class VerifyReport:
     """Keys that are not turn objects of this store; skipped, not judged."""
     vanished: tuple[str, ...] = ()
     """Keys listed but gone by the time they were fetched (a concurrent delete)."""
+    segments: int = 0
+    """How many of ``objects_checked`` were segments (each holds many turns)."""
 
     @property
     def clean(self) -> bool:
@@ -79,6 +83,7 @@ class _Tally:
     problems: list[VerifyProblem] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)
     vanished: list[str] = field(default_factory=list)
+    segments: int = 0
 
 
 async def verify_objects(store: S3EventStore, thread_id: str | None = None) -> VerifyReport:
@@ -96,15 +101,30 @@ async def verify_objects(store: S3EventStore, thread_id: str | None = None) -> V
     tally = _Tally()
     async for page in _pages(store, scope):
         targets: list[tuple[str, str, int]] = []
+        segments: list[tuple[dict[str, Any], str]] = []
         for obj in page:
             key = str(obj["Key"])
             parsed = layout.parse_key(key)
+            if parsed is None:
+                owner = layout.thread_of_folder(key.rsplit("/", 1)[0] + "/")
+                if (
+                    owner is not None
+                    and (thread_id is None or owner == thread_id)
+                    and layout.parse_segment_key(key, owner) is not None
+                ):
+                    segments.append((obj, owner))
+                    continue
             if parsed is None or (thread_id is not None and parsed.thread_id != thread_id):
                 logger.warning("verify: skipping %s: not a turn object of this store", key)
                 tally.foreign.append(key)
                 continue
             targets.append((key, parsed.thread_id, parsed.turn))
-        await store._gather(_check(store, tally, *target) for target in targets)
+        await store._gather(
+            [
+                *(_check(store, tally, *target) for target in targets),
+                *(_check_segment(store, tally, obj, owner) for obj, owner in segments),
+            ]
+        )
     return VerifyReport(
         scope=scope,
         objects_checked=tally.objects_checked,
@@ -114,6 +134,7 @@ async def verify_objects(store: S3EventStore, thread_id: str | None = None) -> V
         problems=tuple(sorted(tally.problems, key=lambda problem: problem.key)),
         foreign=tuple(tally.foreign),
         vanished=tuple(sorted(tally.vanished)),
+        segments=tally.segments,
     )
 
 
@@ -166,3 +187,31 @@ async def _check(store: S3EventStore, tally: _Tally, key: str, thread_id: str, t
         return
     tally.ok += 1
     tally.events += len(events)
+
+
+async def _check_segment(
+    store: S3EventStore, tally: _Tally, obj: dict[str, Any], thread_id: str
+) -> None:
+    """Download one segment and check it as a read of the whole segment would."""
+    from s3_eventstore.s3.store import _ListedSegment
+
+    key = str(obj["Key"])
+    name = store.layout.parse_segment_key(key, thread_id)
+    assert name is not None  # the caller parsed it
+    segment = _ListedSegment(key, str(obj.get("ETag", "")), int(obj["Size"]), name)
+    try:
+        found = await store._fetch_segment(segment, thread_id)
+    except IntegrityError as err:
+        tally.objects_checked += 1
+        tally.segments += 1
+        tally.bytes_read += segment.size
+        tally.problems.append(VerifyProblem(key, type(err).__name__, str(err)))
+        return
+    if found is None:
+        tally.vanished.append(key)
+        return
+    tally.objects_checked += 1
+    tally.segments += 1
+    tally.bytes_read += segment.size
+    tally.ok += 1
+    tally.events += sum(len(events) for events in found[1])

@@ -24,15 +24,14 @@ from s3_eventstore.errors import (
     TurnAlreadyFinishedError,
     TurnFinishedError,
 )
-from s3_eventstore.identifiers import TURN_MAX
+from s3_eventstore.identifiers import TURN_MAX, check_thread_id
+from s3_eventstore.store import EventStore
 from s3_eventstore.testing.vectors import AgentSdkVectors, find_agent_sdk_fixtures
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from s3_eventstore.store import EventStore
-
-__all__ = ["EventStoreConformance", "make_event"]
+__all__ = ["EventStoreConformance", "HookedEventStore", "make_event"]
 
 INVALID_THREAD_IDS: list[Any] = ["", None, 7, b"thread", ["t"], "bad\ud800surrogate"]
 INVALID_TURNS: list[Any] = [-1, TURN_MAX + 1, True, False, 1.0, "1", None]
@@ -342,3 +341,74 @@ class EventStoreConformance:
         with pytest.raises(InvalidEnvelopeError):
             await store.append("t", 1, envelope)
         assert await store.get_turns("t") == []
+
+
+class HookedEventStore(EventStore):
+    """Wraps a store and runs a hook after every ``finish_turn`` and before every read.
+
+    Lets the contract suite run unchanged against a store in some maintenance state: a
+    hook that compacts the thread (fully, or stopping at a crash step) shows that every
+    contract rule holds before, during and after that maintenance. The hook receives the
+    thread id; it must not change what the thread holds, only how it is stored.
+    """
+
+    def __init__(
+        self,
+        inner: EventStore,
+        *,
+        after_finish: Callable[[str], Awaitable[object]] | None = None,
+        before_read: Callable[[str], Awaitable[object]] | None = None,
+    ) -> None:
+        self.inner = inner
+        self._after_finish = after_finish
+        self._before_read = before_read
+
+    async def _read_hook(self, thread_id: str) -> None:
+        if self._before_read is not None and _valid_thread_id(thread_id):
+            await self._before_read(thread_id)
+
+    async def append(self, thread_id: str, turn: int, envelope: AgentEventEnvelope) -> None:
+        """As the inner store."""
+        await self.inner.append(thread_id, turn, envelope)
+
+    async def finish_turn(self, thread_id: str, turn: int) -> None:
+        """As the inner store, then the ``after_finish`` hook (also after a refused finish:
+        a racing writer's finish is maintenance's business too)."""
+        try:
+            await self.inner.finish_turn(thread_id, turn)
+        finally:
+            if self._after_finish is not None and _valid_thread_id(thread_id):
+                await self._after_finish(thread_id)
+
+    async def get_turn(self, thread_id: str, turn: int) -> StoredTurnEvents | None:
+        """The ``before_read`` hook, then as the inner store."""
+        await self._read_hook(thread_id)
+        return await self.inner.get_turn(thread_id, turn)
+
+    async def get_turns(self, thread_id: str) -> list[StoredTurnEvents]:
+        """The ``before_read`` hook, then as the inner store."""
+        await self._read_hook(thread_id)
+        return await self.inner.get_turns(thread_id)
+
+    async def event_count(self, thread_id: str) -> int:
+        """The ``before_read`` hook, then as the inner store."""
+        await self._read_hook(thread_id)
+        return await self.inner.event_count(thread_id)
+
+    async def get_events_since(self, thread_id: str, offset: int) -> list[AgentEventEnvelope]:
+        """The ``before_read`` hook, then as the inner store."""
+        await self._read_hook(thread_id)
+        return await self.inner.get_events_since(thread_id, offset)
+
+    async def clear(self, thread_id: str) -> None:
+        """As the inner store."""
+        await self.inner.clear(thread_id)
+
+
+def _valid_thread_id(thread_id: object) -> bool:
+    """Hooks only see thread ids the store would accept (invalid ones must reach the store)."""
+    try:
+        check_thread_id(thread_id)
+    except InvalidThreadIdError:
+        return False
+    return True
