@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Final
 
 from s3_eventstore.codec import (
     TRAILER_BYTES,
-    TurnCodec,
     TurnManifest,
     is_streamed,
     read_manifest,
@@ -29,6 +28,7 @@ from s3_eventstore.costs import CostEstimate, SizeTally, estimate_costs
 from s3_eventstore.errors import IntegrityError, StorageError
 from s3_eventstore.identifiers import check_thread_id, check_turn
 from s3_eventstore.s3.errors import is_not_found, translate
+from s3_eventstore.s3.keys import SEGMENT_PREFIX
 from s3_eventstore.s3.verify import VerifyProblem, VerifyReport
 
 if TYPE_CHECKING:
@@ -325,20 +325,13 @@ async def read_turn(
         IntegrityError: the object failed verification.
         StorageError: the GET failed.
     """
-    key = store.layout.turn_key(check_thread_id(thread_id), check_turn(turn))
-    client = await store._get_client()
-    try:
-        response = await client.get_object(Bucket=store.bucket, Key=key)
-        async with response["Body"] as stream:
-            body = await stream.read()
-    except Exception as err:
-        if is_not_found(err):
-            return None
-        raise translate(err, operation="GetObject", key=key) from err
-    manifest = read_manifest(response.get("Metadata", {}), body, key=key)
-    return await asyncio.to_thread(
-        TurnCodec.decode, body, manifest, key=key, thread_id=thread_id, turn=turn
-    )
+    check_thread_id(thread_id)
+    check_turn(turn)
+    # The store's own read: a turn object, or its frame in a compaction segment.
+    stored = await store.get_turn(thread_id, turn)
+    if stored is None or not stored.finished:
+        return None
+    return list(stored.events)
 
 
 async def iter_turn_events(
@@ -357,30 +350,34 @@ async def iter_turn_events(
     """
     folder = store.layout.thread_folder(check_thread_id(thread_id))
     wanted = None if turns is None else set(turns)
-    pending: list[asyncio.Task[list[AgentEventEnvelope] | None]] = []
     numbers: list[int] = []
-    try:
-        async for page in list_pages(store, folder):
-            for obj in page.get("Contents", []):
-                turn = store.layout.parse_turn_key(str(obj["Key"]), thread_id)
-                if turn is None or (wanted is not None and turn not in wanted):
-                    continue
-                pending.append(asyncio.ensure_future(read_turn(store, thread_id, turn)))
+    compacted = False
+    async for page in list_pages(store, folder):
+        for obj in page.get("Contents", []):
+            key = str(obj["Key"])
+            compacted = compacted or key[len(folder) :].startswith(SEGMENT_PREFIX)
+            turn = store.layout.parse_turn_key(key, thread_id)
+            if turn is not None and (wanted is None or turn in wanted):
                 numbers.append(turn)
-                while len(pending) >= store.read_concurrency:
-                    events = await pending.pop(0)
-                    number = numbers.pop(0)
-                    if events is not None:
-                        yield number, events
-        while pending:
-            events = await pending.pop(0)
-            number = numbers.pop(0)
-            if events is not None:
-                yield number, events
+    if compacted:
+        # Segments hold many turns each: let the store resolve and deduplicate them.
+        for stored in await store.get_turns(thread_id):
+            if stored.finished and (wanted is None or stored.turn in wanted):
+                yield stored.turn, list(stored.events)
+        return
+    pending: list[tuple[int, asyncio.Task[list[AgentEventEnvelope] | None]]] = []
+    try:
+        for turn in numbers:
+            pending.append((turn, asyncio.ensure_future(read_turn(store, thread_id, turn))))
+            while len(pending) >= store.read_concurrency or (pending and turn == numbers[-1]):
+                number, task = pending.pop(0)
+                events = await task
+                if events is not None:
+                    yield number, events
     finally:
-        for task in pending:
+        for _, task in pending:
             task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await asyncio.gather(*(task for _, task in pending), return_exceptions=True)
 
 
 # --- stats -----------------------------------------------------------------------------

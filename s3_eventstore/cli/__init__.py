@@ -12,6 +12,7 @@ import click
 from s3_eventstore import __version__
 from s3_eventstore.cli.browse import cat, threads, turns
 from s3_eventstore.cli.clear import clear
+from s3_eventstore.cli.compact import compact, train_dictionary
 from s3_eventstore.cli.demo import demo
 from s3_eventstore.cli.doctor import doctor
 from s3_eventstore.cli.export import export
@@ -41,5 +42,6 @@ def main() -> None:
     """
 
 
-for _command in (threads, turns, cat, export, verify, stats, query, clear, doctor, demo):
+_COMMANDS = (threads, turns, cat, export, verify, stats, query, clear, compact, train_dictionary)
+for _command in (*_COMMANDS, doctor, demo):
     main.add_command(_command)
