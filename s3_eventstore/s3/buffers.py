@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -94,13 +94,22 @@ class OpenTurn:
     buffered_bytes: int = 0
     opened_at: float = field(default_factory=time.time)
     last_append_at: float = 0.0
-    writer: str = field(default_factory=lambda: uuid.uuid4().hex)
-    """Stable across retries of ``finish_turn``, so a retry can recognise its own object."""
+    _writer: str = ""
+    """Drawn on first use (see :meth:`writer`): a random id per turn costs microseconds,
+    which a turn that is only appended to should not pay."""
     sealing: asyncio.Event | None = None
     """Set while a ``finish_turn`` is uploading; appends and other finishes wait on it."""
     stream: StreamedTurn | None = None
     """Set once the turn outgrew ``max_turn_buffer_bytes``: ``events`` is then empty and
     every further event goes straight to the stream's multipart upload."""
+
+    @property
+    def writer(self) -> str:
+        """Random id of this turn's ``finish_turn``; stable across its retries, so a retry
+        can recognise its own object."""
+        if not self._writer:
+            self._writer = os.urandom(16).hex()
+        return self._writer
 
     def add(self, envelope: AgentEventEnvelope) -> None:
         """Buffer one event (the hot path: no I/O, no encoding)."""

@@ -709,7 +709,7 @@ class S3EventStore(EventStore):
                     IfNoneMatch="*",
                     ChecksumAlgorithm="SHA256",
                     ContentType="application/zstd",
-                    Metadata=encoded.manifest.to_metadata(),
+                    Metadata=encoded.metadata,
                 )
                 return str(response["ETag"])
             except Exception as err:
