@@ -8,7 +8,7 @@ credentials and endpoint configured from the standard AWS chain, and a view
 column            type         from
 ================  ===========  ====================================================
 ``thread_id``     VARCHAR      the key's ``thread=`` segment, percent-decoded
-``turn``          UBIGINT      the key's 20-digit object name
+``turn``          UBIGINT      the key's 20-digit object name; NULL in a compaction segment
 ``event_id``      VARCHAR      the envelope
 ``sequence``      UBIGINT      the envelope (restarts every agent run: never order by it)
 ``timestamp``     VARCHAR      the envelope, exactly as written (nanoseconds, offset)
@@ -65,6 +65,10 @@ EVENTS_VIEW: Final = "events"
 _TURN_GLOB: Final = "threads/shard=*/thread=*/*.jsonl.zst"
 """No ``?`` wildcards: httpfs reads ``?`` in an ``s3://`` URL as query parameters."""
 _TURN_KEY_RE: Final = r"/shard=[0-9a-f]{2}/thread=([^/]+)/([0-9]{20})\.jsonl\.zst$"
+_ARCHIVE_KEY_RE: Final = (
+    r"/shard=[0-9a-f]{2}/thread=([^/]+)/([0-9]{20}|seg-[0-9]{20}-[0-9]{20}-[0-9]+)\.jsonl\.zst$"
+)
+"""Turn objects and compaction segments (whose lines carry no turn number of their own)."""
 _MAX_LINE_BYTES: Final = 16 << 20
 """DuckDB's CSV reader refuses longer lines (default 2 MB; its read buffers grow with it)."""
 
@@ -173,10 +177,11 @@ def events_source_sql(bucket: str, prefix: str = "", *, empty: bool = False) -> 
     )
     if empty:
         scan = "(SELECT NULL::VARCHAR AS line, NULL::VARCHAR AS filename WHERE false)"
-    pattern = _literal(_TURN_KEY_RE)
+    pattern = _literal(_ARCHIVE_KEY_RE)
+    turn_pattern = _literal(_TURN_KEY_RE)
     return f"""SELECT
     url_decode(regexp_extract(filename, {pattern}, 1)) AS thread_id,
-    CAST(regexp_extract(filename, {pattern}, 2) AS UBIGINT) AS turn,
+    TRY_CAST(NULLIF(regexp_extract(filename, {turn_pattern}, 2), '') AS UBIGINT) AS turn,
     json_extract_string(line, '$.event_id') AS event_id,
     CAST(json_extract_string(line, '$.sequence') AS UBIGINT) AS sequence,
     json_extract_string(line, '$.timestamp') AS "timestamp",

@@ -242,3 +242,37 @@ def test_query_errors(written: Written) -> None:
     assert missing.exit_code == ExitCode.STORAGE, missing.output
     assert missing.stderr.startswith("error: storage error: HTTP Error: ")
     assert "NoSuchBucket" in missing.stderr
+
+
+def test_compacted_threads_stay_queryable(s3_server: EmbeddedS3Server, backdoor: Any) -> None:
+    """Segments are JSON lines too: the view keeps their rows (turn is NULL there)."""
+    bucket = "analytics-compacted"
+    backdoor.create_bucket(Bucket=bucket)
+
+    async def write_and_compact() -> dict[str, list[AgentEventEnvelope]]:
+        async with S3EventStore(
+            bucket, PREFIX, endpoint_url=s3_server.endpoint_url, session=s3_server.session()
+        ) as store:
+            spec = WorkloadSpec(threads=3, turns_per_thread=4, events_per_turn=6, seed=9)
+            threads = list(await write_archive(store, spec, special=False))
+            await store.compact(threads[0])
+            await store.compact(threads[1])
+            return {thread: await store.get_events(thread) for thread in threads}
+
+    expected = asyncio.run(write_and_compact())
+    con = analytics.connect(f"s3://{bucket}/{PREFIX}", endpoint_url=s3_server.endpoint_url)
+    try:
+        rows = con.execute(
+            "SELECT thread_id, count(*), count(turn) FROM events GROUP BY thread_id"
+        ).fetchall()
+        lines = con.execute("SELECT thread_id, line FROM events").fetchall()
+    finally:
+        con.close()
+    counts = {thread: (total, with_turn) for thread, total, with_turn in rows}
+    threads = list(expected)
+    assert counts[threads[0]] == (len(expected[threads[0]]), 0)  # compacted: no turn column
+    assert counts[threads[2]] == (len(expected[threads[2]]), len(expected[threads[2]]))
+    for thread, events in expected.items():
+        assert sorted(line for t, line in lines if t == thread) == sorted(
+            e.to_json().decode() for e in events
+        )
