@@ -18,7 +18,6 @@ over ``max_buffer_bytes``.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
 import logging
 import re
@@ -62,7 +61,6 @@ from s3_eventstore.s3.errors import is_not_found, is_precondition_failed, transl
 from s3_eventstore.s3.keys import SEGMENT_PREFIX, KeyLayout
 from s3_eventstore.s3.metrics import RequestCounter
 from s3_eventstore.s3.multipart import MIN_PART_BYTES, StreamedTurn
-from s3_eventstore.s3.purge import PurgeReport, purge_versions
 from s3_eventstore.s3.segments import (
     DEFAULT_MAX_SEGMENT_BYTES,
     SegmentEntry,
@@ -72,7 +70,6 @@ from s3_eventstore.s3.segments import (
     SegmentName,
     frame_manifest,
 )
-from s3_eventstore.s3.verify import VerifyReport, verify_objects
 from s3_eventstore.store import EventStore, check_offset
 
 if TYPE_CHECKING:
@@ -81,6 +78,8 @@ if TYPE_CHECKING:
     from s3_eventstore.dictionary import TrainedDictionary
     from s3_eventstore.doctor import ProbeResult
     from s3_eventstore.s3.compaction import CompactionReport
+    from s3_eventstore.s3.purge import PurgeReport
+    from s3_eventstore.s3.verify import VerifyReport
 
 __all__ = ["S3EventStore"]
 
@@ -1475,6 +1474,8 @@ class S3EventStore(EventStore):
             InvalidThreadIdError: bad thread id.
             StorageError: a LIST or GET failed.
         """
+        from s3_eventstore.s3.verify import verify_objects  # operators' tool: load on use
+
         return await verify_objects(self, thread_id)
 
     # --- delete -----------------------------------------------------------------------
@@ -1530,6 +1531,8 @@ class S3EventStore(EventStore):
         folder = self.layout.thread_folder(check_thread_id(thread_id))
         client = await self._get_client()
         try:
+            from s3_eventstore.s3.purge import purge_versions  # operators' tool: load on use
+
             return await purge_versions(client, self.bucket, folder, check_owned=self._check_owned)
         finally:
             await self._forget_thread(thread_id, folder)
@@ -1640,7 +1643,8 @@ class _DeadlineClient:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             result = attr(*args, **kwargs)
-            return _within(result, timeout) if inspect.isawaitable(result) else result
+            # Coroutines only: botocore's synchronous helpers (meta, paginators) pass through.
+            return _within(result, timeout) if asyncio.iscoroutine(result) else result
 
         return call
 
