@@ -25,7 +25,7 @@ from s3_eventstore.codec import (
     read_manifest,
 )
 from s3_eventstore.costs import CostEstimate, SizeTally, estimate_costs
-from s3_eventstore.errors import IntegrityError, StorageError
+from s3_eventstore.errors import IntegrityError
 from s3_eventstore.identifiers import check_thread_id, check_turn
 from s3_eventstore.s3.errors import is_not_found, translate
 from s3_eventstore.s3.keys import SEGMENT_PREFIX
@@ -53,8 +53,6 @@ __all__ = [
 
 logger = logging.getLogger("s3_eventstore")
 
-LIST_PAGE_LIMIT: Final = 1000
-"""S3 returns at most 1000 keys or folders per LIST page."""
 _SHARD_FOLDER: Final = "shard="
 
 
@@ -66,28 +64,8 @@ async def list_pages(
     Raises:
         StorageError: a LIST failed (after the client's retries).
     """
-    client = await store._get_client()
-    token: str | None = None
-    while True:
-        params: dict[str, Any] = {"Bucket": store.bucket, "Prefix": prefix}
-        params["MaxKeys"] = LIST_PAGE_LIMIT
-        if delimiter is not None:
-            params["Delimiter"] = delimiter
-        if token:
-            params["ContinuationToken"] = token
-        try:
-            page = await client.list_objects_v2(**params)
-        except Exception as err:
-            raise translate(err, operation="ListObjectsV2", key=prefix) from err
+    async for page in store.list_pages(prefix, delimiter=delimiter):
         yield page
-        if not page.get("IsTruncated"):
-            return
-        token = page.get("NextContinuationToken")
-        if not token:
-            raise StorageError(
-                f"ListObjectsV2 {prefix} was truncated without a continuation token",
-                operation="ListObjectsV2",
-            )
 
 
 # --- threads ---------------------------------------------------------------------------

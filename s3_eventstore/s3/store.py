@@ -73,7 +73,7 @@ from s3_eventstore.s3.segments import (
 from s3_eventstore.store import EventStore, check_offset
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
     from s3_eventstore.dictionary import TrainedDictionary
     from s3_eventstore.doctor import ProbeResult
@@ -1162,10 +1162,17 @@ class S3EventStore(EventStore):
         segments.sort(key=lambda segment: segment.key)
         return segments
 
-    async def _list(self, prefix: str) -> list[dict[str, Any]]:
-        """Every object under ``prefix``, following continuation tokens page by page."""
+    async def list_pages(
+        self, prefix: str, *, delimiter: str | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """ListObjectsV2 pages under ``prefix`` one at a time, as S3 returns them (at most
+        1000 keys a page: never assume more), so a huge prefix is never held in memory.
+
+        Raises:
+            StorageError: a LIST failed (after the client's retries), or S3 truncated a
+                page without a continuation token.
+        """
         client = await self._get_client()
-        objects: list[dict[str, Any]] = []
         token: str | None = None
         while True:
             params: dict[str, Any] = {
@@ -1173,21 +1180,27 @@ class S3EventStore(EventStore):
                 "Prefix": prefix,
                 "MaxKeys": LIST_PAGE_LIMIT,
             }
+            if delimiter is not None:
+                params["Delimiter"] = delimiter
             if token:
                 params["ContinuationToken"] = token
             try:
                 page = await client.list_objects_v2(**params)
             except Exception as err:
                 raise translate(err, operation="ListObjectsV2", key=prefix) from err
-            objects.extend(page.get("Contents", []))
+            yield page
             if not page.get("IsTruncated"):
-                return objects
+                return
             token = page.get("NextContinuationToken")
             if not token:
                 raise StorageError(
                     f"ListObjectsV2 {prefix} was truncated without a continuation token",
                     operation="ListObjectsV2",
                 )
+
+    async def _list(self, prefix: str) -> list[dict[str, Any]]:
+        """Every object under ``prefix``, following continuation tokens page by page."""
+        return [obj async for page in self.list_pages(prefix) for obj in page.get("Contents", [])]
 
     async def _fetch(
         self, key: str, thread_id: str, turn: int

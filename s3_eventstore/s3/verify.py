@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from s3_eventstore.codec import read_manifest
-from s3_eventstore.errors import IntegrityError, StorageError
+from s3_eventstore.errors import IntegrityError
 from s3_eventstore.identifiers import check_thread_id
 from s3_eventstore.s3.errors import is_not_found, translate
 
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["VerifyProblem", "VerifyReport", "verify_objects"]
 
 logger = logging.getLogger("s3_eventstore")
-
-_LIST_PAGE_LIMIT = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,30 +137,9 @@ async def verify_objects(store: S3EventStore, thread_id: str | None = None) -> V
 
 
 async def _pages(store: S3EventStore, prefix: str) -> AsyncIterator[list[dict[str, Any]]]:
-    """LIST pages under ``prefix`` one at a time, so a huge bucket is never held in memory."""
-    client = await store._get_client()
-    token: str | None = None
-    while True:
-        params: dict[str, Any] = {
-            "Bucket": store.bucket,
-            "Prefix": prefix,
-            "MaxKeys": _LIST_PAGE_LIMIT,
-        }
-        if token:
-            params["ContinuationToken"] = token
-        try:
-            page = await client.list_objects_v2(**params)
-        except Exception as err:
-            raise translate(err, operation="ListObjectsV2", key=prefix) from err
+    """The objects of each LIST page under ``prefix``, one page at a time."""
+    async for page in store.list_pages(prefix):
         yield page.get("Contents", [])
-        if not page.get("IsTruncated"):
-            return
-        token = page.get("NextContinuationToken")
-        if not token:
-            raise StorageError(
-                f"ListObjectsV2 {prefix} was truncated without a continuation token",
-                operation="ListObjectsV2",
-            )
 
 
 async def _check(store: S3EventStore, tally: _Tally, key: str, thread_id: str, turn: int) -> None:
