@@ -19,15 +19,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from s3_eventstore.codec import (
-    TRAILER_BYTES,
     TurnManifest,
-    is_streamed,
-    read_manifest,
 )
 from s3_eventstore.costs import CostEstimate, SizeTally, estimate_costs
 from s3_eventstore.errors import IntegrityError
 from s3_eventstore.identifiers import check_thread_id, check_turn
-from s3_eventstore.s3.errors import is_not_found, translate
 from s3_eventstore.s3.keys import SEGMENT_PREFIX
 from s3_eventstore.s3.verify import VerifyProblem, VerifyReport
 
@@ -262,28 +258,10 @@ async def _turn_info(
 
 
 async def _manifest(store: S3EventStore, key: str) -> TurnManifest | None:
-    """The manifest of one object: HEAD, plus a ranged GET of the trailer when streamed."""
-    client = await store._get_client()
-    try:
-        response = await client.head_object(Bucket=store.bucket, Key=key)
-    except Exception as err:
-        if is_not_found(err):
-            return None
-        raise translate(err, operation="HeadObject", key=key) from err
-    metadata = response.get("Metadata", {})
-    if not is_streamed(metadata):
-        return read_manifest(metadata, None, key=key)
-    try:
-        tail = await client.get_object(
-            Bucket=store.bucket, Key=key, Range=f"bytes=-{TRAILER_BYTES}"
-        )
-        async with tail["Body"] as stream:
-            body = await stream.read()
-    except Exception as err:
-        if is_not_found(err):
-            return None
-        raise translate(err, operation="GetObject", key=key) from err
-    return read_manifest(metadata, body, key=key)
+    """The manifest of one object: the store's HEAD (plus a ranged GET of the trailer when
+    streamed), cached by key and ETag like every manifest the store reads."""
+    found = await store._head_manifest(key, strict=True)
+    return None if found is None else found[1]
 
 
 # --- payloads --------------------------------------------------------------------------

@@ -128,12 +128,7 @@ class TurnManifest:
         text = metadata.get(MANIFEST_METADATA_KEY)
         if text is None:
             raise CorruptObjectError("object has no s3es-manifest metadata", key=key)
-        try:
-            data = json.loads(text)
-        except ValueError as err:
-            raise CorruptObjectError(f"manifest is not JSON: {err}", key=key) from None
-        if not isinstance(data, dict):
-            raise CorruptObjectError("manifest is not a JSON object", key=key)
+        data = load_json_object(text, key=key, what="manifest")
         version = data.get("format")
         if version not in READABLE_FORMATS or type(version) is not int:
             raise UnsupportedFormatError(
@@ -342,7 +337,7 @@ class StreamHeader:
         text = metadata.get(STREAM_METADATA_KEY)
         if text is None:
             return None
-        data = _load_json_object(text, key=key, what="stream header")
+        data = _load_stream_header(text, key=key, what="stream header")
         try:
             header = cls(**data)
         except TypeError as err:
@@ -496,13 +491,23 @@ class TurnStreamEncoder:
         return out + flushed + trailer
 
 
-def _load_json_object(text: str, *, key: str, what: str) -> dict[str, Any]:
+def load_json_object(text: str, *, key: str, what: str) -> dict[str, Any]:
+    """Parse metadata or index JSON that must be an object; anything else is corruption.
+
+    Raises:
+        CorruptObjectError: not JSON, or not a JSON object.
+    """
     try:
         data = json.loads(text)
     except ValueError as err:
         raise CorruptObjectError(f"{what} is not JSON: {err}", key=key) from None
     if not isinstance(data, dict):
         raise CorruptObjectError(f"{what} is not a JSON object", key=key)
+    return data
+
+
+def _load_stream_header(text: str, *, key: str, what: str) -> dict[str, Any]:
+    data = load_json_object(text, key=key, what=what)
     if data.get("format") != FORMAT_VERSION:
         raise UnsupportedFormatError(
             f"format version {data.get('format')!r} is not supported (this library reads "

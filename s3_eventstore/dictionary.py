@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Final
 import zstandard
 
 from s3_eventstore.errors import ConfigurationError, CorruptObjectError, StorageError
-from s3_eventstore.s3.errors import is_not_found, is_precondition_failed, translate
+from s3_eventstore.s3.errors import is_precondition_failed, translate
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -100,16 +100,10 @@ async def fetch_dictionary(store: S3EventStore, dictionary_id: str) -> TrainedDi
         StorageError: the GET failed.
     """
     key = store.layout.dictionary_key(dictionary_id)
-    client = await store._get_client()
-    try:
-        response = await client.get_object(Bucket=store.bucket, Key=key)
-        async with response["Body"] as stream:
-            data = bytes(await stream.read())
-    except Exception as err:
-        if is_not_found(err):
-            raise ConfigurationError(f"dictionary {dictionary_id} does not exist ({key})") from None
-        raise translate(err, operation="GetObject", key=key) from err
-    return TrainedDictionary.from_bytes(data, key=key, expect_id=dictionary_id)
+    found = await store._get_object(key)
+    if found is None:
+        raise ConfigurationError(f"dictionary {dictionary_id} does not exist ({key})")
+    return TrainedDictionary.from_bytes(found[1], key=key, expect_id=dictionary_id)
 
 
 async def train_dictionary(

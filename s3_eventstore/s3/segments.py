@@ -34,6 +34,7 @@ from s3_eventstore.codec import (
     MANIFEST_METADATA_KEY,
     METADATA_LIMIT_BYTES,
     TurnManifest,
+    load_json_object,
 )
 from s3_eventstore.errors import CorruptObjectError, IntegrityError, UnsupportedFormatError
 
@@ -184,7 +185,7 @@ class SegmentManifest:
         text = metadata.get(MANIFEST_METADATA_KEY)
         if text is None:
             raise CorruptObjectError("segment has no s3es-manifest metadata", key=key)
-        data = _json_object(text, key=key, what="segment manifest")
+        data = load_json_object(text, key=key, what="segment manifest")
         if data.get("format") != SEGMENT_FORMAT:
             raise UnsupportedFormatError(
                 f"segment format {data.get('format')!r} is not supported (this library "
@@ -294,7 +295,7 @@ class SegmentIndex:
             )
         except zstandard.ZstdError as err:
             raise CorruptObjectError(f"index is not valid zstd: {err}", key=key) from None
-        data = _json_object(text.decode("utf-8", "replace"), key=key, what="segment index")
+        data = load_json_object(text.decode("utf-8", "replace"), key=key, what="segment index")
         if data.get("thread_id") != manifest.thread_id or not isinstance(data.get("turns"), list):
             raise CorruptObjectError("index names another thread, or has no turns", key=key)
         entries = tuple(_entry(item, key=key) for item in data["turns"])
@@ -409,16 +410,6 @@ def _entry(item: Any, *, key: str) -> SegmentEntry:
     except IntegrityError as err:
         raise type(err)(f"index entry: {str(err).removeprefix(key + ': ')}", key=key) from None
     return SegmentEntry(offset, length, manifest)
-
-
-def _json_object(text: str, *, key: str, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except ValueError as err:
-        raise CorruptObjectError(f"{what} is not JSON: {err}", key=key) from None
-    if not isinstance(data, dict):
-        raise CorruptObjectError(f"{what} is not a JSON object", key=key)
-    return data
 
 
 class SegmentIndexCache:

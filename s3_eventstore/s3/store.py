@@ -1215,18 +1215,40 @@ class S3EventStore(EventStore):
         self._remember_finished(thread_id, turn)
         return tuple(events)
 
-    async def _fetch_object(self, key: str) -> tuple[bytes, str, TurnManifest, bool] | None:
-        """GET one turn object: body, ETag, manifest (not yet verified against the body) and
-        whether it is streamed (its body ends with the manifest trailer)."""
+    async def _get_object(
+        self, key: str, *, byte_range: tuple[int, int] | None = None, if_match: str | None = None
+    ) -> tuple[dict[str, Any], bytes] | None:
+        """GET an object (or bytes ``start..end-1`` of it): ``(response, body)``; ``None`` when
+        it does not exist or, with ``if_match``, when another version replaced it.
+
+        Raises:
+            StorageError: the GET failed.
+        """
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if byte_range is not None:
+            # An explicit range, not the suffix form "bytes=-N": some S3-compatible servers
+            # (s3rver) answer suffix ranges wrongly.
+            params["Range"] = f"bytes={byte_range[0]}-{byte_range[1] - 1}"
+        if if_match is not None:
+            params["IfMatch"] = if_match
         client = await self._get_client()
         try:
-            response = await client.get_object(Bucket=self.bucket, Key=key)
+            response = await client.get_object(**params)
             async with response["Body"] as stream:
                 body = bytes(await stream.read())
         except Exception as err:
-            if is_not_found(err):
+            if is_not_found(err) or (if_match is not None and is_precondition_failed(err)):
                 return None
             raise translate(err, operation="GetObject", key=key) from err
+        return response, body
+
+    async def _fetch_object(self, key: str) -> tuple[bytes, str, TurnManifest, bool] | None:
+        """GET one turn object: body, ETag, manifest (not yet verified against the body) and
+        whether it is streamed (its body ends with the manifest trailer)."""
+        found = await self._get_object(key)
+        if found is None:
+            return None
+        response, body = found
         metadata = response.get("Metadata", {})
         manifest = read_manifest(metadata, body, key=key)
         return body, str(response.get("ETag", "")), manifest, is_streamed(metadata)
@@ -1277,15 +1299,10 @@ class S3EventStore(EventStore):
         self, segment: _ListedSegment, thread_id: str
     ) -> tuple[SegmentIndex, list[tuple[AgentEventEnvelope, ...]]] | None:
         """GET a whole segment, verify its index and every turn; ``None`` if it is gone."""
-        client = await self._get_client()
-        try:
-            response = await client.get_object(Bucket=self.bucket, Key=segment.key)
-            async with response["Body"] as stream:
-                body = bytes(await stream.read())
-        except Exception as err:
-            if is_not_found(err):
-                return None
-            raise translate(err, operation="GetObject", key=segment.key) from err
+        found = await self._get_object(segment.key)
+        if found is None:
+            return None
+        response, body = found
         manifest = SegmentManifest.from_metadata(response.get("Metadata", {}), key=segment.key)
         manifest.check_name(segment.name, thread_id, key=segment.key)
         if len(body) != manifest.stored_bytes:
@@ -1352,18 +1369,10 @@ class S3EventStore(EventStore):
     ) -> tuple[bytes, dict[str, str]] | None:
         """Bytes ``start..end-1`` of the object version with ``etag`` and its metadata;
         ``None`` when it is gone or another version replaced it."""
-        client = await self._get_client()
-        try:
-            # An explicit range, not the suffix form (some servers answer it wrongly).
-            response = await client.get_object(
-                Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end - 1}", IfMatch=etag
-            )
-            async with response["Body"] as stream:
-                data = bytes(await stream.read())
-        except Exception as err:
-            if is_not_found(err) or is_precondition_failed(err):
-                return None
-            raise translate(err, operation="GetObject", key=key) from err
+        found = await self._get_object(key, byte_range=(start, end), if_match=etag)
+        if found is None:
+            return None
+        response, data = found
         if len(data) != end - start:
             raise CorruptObjectError(
                 f"ranged GET of bytes {start}..{end - 1} returned {len(data)} bytes", key=key
@@ -1439,18 +1448,16 @@ class S3EventStore(EventStore):
 
     async def _trailer(self, key: str, etag: str, size: int) -> bytes:
         """The last TRAILER_BYTES of a streamed object, of the version whose ETag is known."""
-        # An explicit range, not the suffix form "bytes=-N": some S3-compatible servers
-        # (s3rver) answer suffix ranges wrongly.
-        first = max(0, size - TRAILER_BYTES)
-        client = await self._get_client()
-        try:
-            response = await client.get_object(
-                Bucket=self.bucket, Key=key, Range=f"bytes={first}-{size - 1}", IfMatch=etag
+        found = await self._get_object(
+            key, byte_range=(max(0, size - TRAILER_BYTES), size), if_match=etag
+        )
+        if found is None:
+            raise StorageError(
+                f"GetObject {key} failed: the object changed or vanished since its HEAD",
+                operation="GetObject",
+                code="NoSuchKey",
             )
-            async with response["Body"] as stream:
-                return bytes(await stream.read())
-        except Exception as err:
-            raise translate(err, operation="GetObject", key=key) from err
+        return found[1]
 
     # --- compaction -------------------------------------------------------------------
 

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from s3_eventstore.codec import read_manifest
 from s3_eventstore.errors import IntegrityError
 from s3_eventstore.identifiers import check_thread_id
-from s3_eventstore.s3.errors import is_not_found, translate
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -144,16 +143,11 @@ async def _pages(store: S3EventStore, prefix: str) -> AsyncIterator[list[dict[st
 
 async def _check(store: S3EventStore, tally: _Tally, key: str, thread_id: str, turn: int) -> None:
     """Download one turn object and run every check a read runs; record the verdict."""
-    client = await store._get_client()
-    try:
-        response = await client.get_object(Bucket=store.bucket, Key=key)
-        async with response["Body"] as stream:
-            body = await stream.read()
-    except Exception as err:
-        if is_not_found(err):
-            tally.vanished.append(key)
-            return
-        raise translate(err, operation="GetObject", key=key) from err
+    found = await store._get_object(key)
+    if found is None:
+        tally.vanished.append(key)
+        return
+    response, body = found
     tally.objects_checked += 1
     tally.bytes_read += len(body)
     try:
