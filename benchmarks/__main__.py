@@ -23,6 +23,7 @@ from benchmarks import (
     costs,
     finish_cpu,
     memory,
+    peer,
     read_latency,
     report,
     requests,
@@ -43,6 +44,7 @@ MEASUREMENTS: dict[str, Callable[[Context], Awaitable[dict[str, Any]]]] = {
     "cold_start": cold_start.run,
     "memory": memory.run,
     "costs": costs.run,
+    "peer": peer.run,
 }
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from benchmarks.peer import side_by_side
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -118,6 +120,25 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     big = _get(results, "memory.big_turn")
     if isinstance(big, dict):
         rows[-1]["target"] += f" ({big['turn_bytes'] >> 20} MiB turn)"
+    peer = results.get("peer")
+    if isinstance(peer, dict):
+        for name, key, wanted in (
+            ("stored bytes, strands / ours", "stored_bytes", 4.5),
+            ("write wall time, strands / ours", "write_wall", 8.0),
+            ("read one session, strands / ours", "read_one_wall", 15.0),
+            ("read all sessions, strands / ours", "read_all_wall", 25.0),
+        ):
+            ratios = peer["ratio_to_ours"].get("strands")
+            value = ratios.get(key) if isinstance(ratios, dict) else None
+            rows.append(
+                {
+                    "target": name,
+                    "figure": f"peer.ratio_to_ours.strands.{key}",
+                    "wanted": f">= {wanted}",
+                    "value": value,
+                    "met": None if value is None else value >= wanted,
+                }
+            )
     return rows
 
 
@@ -333,12 +354,32 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def _peer_rows(results: dict[str, Any]) -> list[list[str]]:
+    peer = results.get("peer")
+    return side_by_side(peer) if isinstance(peer, dict) else []
+
+
 def render_text(results: dict[str, Any]) -> str:
     """The table and the targets for a terminal."""
     table = rows(results)
     width = max((len(name) for name, _ in table), default=10)
     lines = [f"{name:<{width}}  {value}" for name, value in table]
     lines.append("")
+    peer = _peer_rows(results)
+    if peer:
+        widths = [max(len(row[i]) for row in peer) for i in range(len(peer[0]))]
+        lines.append(
+            f"side by side ({results['peer']['workload']}, strands-agents "
+            f"{results['peer']['strands_version']}):"
+        )
+        lines += [
+            "  ".join(
+                c.rjust(w) if i else c.ljust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+            for row in peer
+        ]
+        lines.append("")
     for t in targets(results):
         state = {True: "MET", False: "MISSED", None: "NOT MEASURED"}[t["met"]]
         lines.append(f"{state:<12} {t['target']}: {t['value']} (wanted {t['wanted']})")
@@ -349,6 +390,10 @@ def render_markdown(results: dict[str, Any]) -> str:
     """The table and the targets as Markdown (for docs/BENCHMARKS.md)."""
     lines = ["| figure | value |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in rows(results)]
+    peer = _peer_rows(results)
+    if peer:
+        lines += ["", "| " + " | ".join(peer[0]) + " |", "|---" * len(peer[0]) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in peer[1:]]
     lines += ["", "| target | wanted | measured | met |", "|---|---|---|---|"]
     for t in targets(results):
         state = {True: "yes", False: "**no**", None: "not measured"}[t["met"]]

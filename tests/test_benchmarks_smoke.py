@@ -61,6 +61,12 @@ FIGURES = [
     "costs.per_month.read_each_turn_once_get_usd",
     "costs.per_month.storage_classes.STANDARD.storage_usd_per_month_kept",
     "costs.per_month.storage_classes.DEEP_ARCHIVE.transition_usd_once",
+    "peer.sides.ours.write_requests_total",
+    "peer.sides.ours.stored_bytes",
+    "peer.sides.naive.read_all_s",
+    "peer.ratio_to_ours.naive.stored_bytes",
+    "peer.ratio_to_ours.strands",  # the ratios, or "not installed"
+    "peer.strands_version",
     "targets",
 ]
 
@@ -93,3 +99,19 @@ def test_quick_benchmarks_run_and_report_every_figure(tmp_path: Path) -> None:
         "finish_cpu.ratio_store_to_bare",
         "memory.big_turn.peak_above_baseline_mib",
     }
+
+
+def test_side_by_side_table_says_when_the_peer_is_not_installed() -> None:
+    from benchmarks.peer import side_by_side
+
+    side = {"write_requests_total": 10, "stored_bytes": 1000, "read_one_requests": {"GetObject": 2}}
+    result = {
+        "sides": {"ours": side, "naive": side},
+        "ratio_to_ours": {"strands": "not installed", "naive": {"stored_bytes": 1.0}},
+    }
+    rows = side_by_side(result)
+    assert rows[0] == ["figure", "ours", "strands", "naive", "strands / ours", "naive / ours"]
+    stored = next(row for row in rows if row[0].startswith("stored bytes"))
+    assert stored == [stored[0], "1,000", "not installed", "1,000", "not installed", "1.0x"]
+    requests = next(row for row in rows if row[0] == "read one session: requests")
+    assert requests[1] == "2"
