@@ -27,6 +27,7 @@ from benchmarks import (
     read_latency,
     report,
     requests,
+    tradeoff,
 )
 from benchmarks import bytes as bytes_measurement  # not the builtin
 from benchmarks.harness import Context, ServerProcess, Sizes, create_bucket, delete_prefix
@@ -45,6 +46,7 @@ MEASUREMENTS: dict[str, Callable[[Context], Awaitable[dict[str, Any]]]] = {
     "memory": memory.run,
     "costs": costs.run,
     "peer": peer.run,
+    "tradeoff": tradeoff.run,
 }
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 

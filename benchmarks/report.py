@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from benchmarks import tradeoff
 from benchmarks.peer import side_by_side
 
 if TYPE_CHECKING:
@@ -354,6 +355,17 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def _extra_tables(results: dict[str, Any]) -> list[tuple[str, list[list[str]]]]:
+    study = results.get("tradeoff")
+    if not isinstance(study, dict):
+        return []
+    title = (
+        f"level x dictionary ({study['turns']} turns, {study['json_bytes_per_turn']} B of JSON "
+        "lines per turn):"
+    )
+    return [(title, tradeoff.rows(study))]
+
+
 def _peer_rows(results: dict[str, Any]) -> list[list[str]]:
     peer = results.get("peer")
     return side_by_side(peer) if isinstance(peer, dict) else []
@@ -365,6 +377,17 @@ def render_text(results: dict[str, Any]) -> str:
     width = max((len(name) for name, _ in table), default=10)
     lines = [f"{name:<{width}}  {value}" for name, value in table]
     lines.append("")
+    for title, table in _extra_tables(results):
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        lines.append(title)
+        lines += [
+            "  ".join(
+                c.rjust(w) if i else c.ljust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+            for row in table
+        ]
+        lines.append("")
     peer = _peer_rows(results)
     if peer:
         widths = [max(len(row[i]) for row in peer) for i in range(len(peer[0]))]
@@ -390,6 +413,9 @@ def render_markdown(results: dict[str, Any]) -> str:
     """The table and the targets as Markdown (for docs/BENCHMARKS.md)."""
     lines = ["| figure | value |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in rows(results)]
+    for title, table in _extra_tables(results):
+        lines += ["", title, "", "| " + " | ".join(table[0]) + " |", "|---" * len(table[0]) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in table[1:]]
     peer = _peer_rows(results)
     if peer:
         lines += ["", "| " + " | ".join(peer[0]) + " |", "|---" * len(peer[0]) + "|"]

@@ -67,6 +67,10 @@ FIGURES = [
     "peer.ratio_to_ours.naive.stored_bytes",
     "peer.ratio_to_ours.strands",  # the ratios, or "not installed"
     "peer.strands_version",
+    "tradeoff.shipped_dictionaries",
+    "tradeoff.table.none.3.stored_bytes_per_turn",
+    "tradeoff.table.none.3.finish_cpu_us_per_turn",
+    "tradeoff.table.none.3.read_cpu_us_per_turn",
     "targets",
 ]
 
