@@ -31,7 +31,7 @@ from benchmarks import (
 )
 from benchmarks import bytes as bytes_measurement  # not the builtin
 from benchmarks.harness import Context, ServerProcess, Sizes, create_bucket, delete_prefix
-from s3_eventstore.workload import WorkloadSpec
+from s3_eventstore.demo.workload import WorkloadSpec
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from benchmarks.harness import Context, rounded
 from s3_eventstore import InMemoryEventStore, S3EventStore
-from s3_eventstore.workload import WorkloadSpec, generate_turns
+from s3_eventstore.demo.workload import WorkloadSpec, generate_turns
 
 if TYPE_CHECKING:
+    from s3_eventstore.demo.workload import GeneratedTurn
     from s3_eventstore.store import EventStore
-    from s3_eventstore.workload import GeneratedTurn
 
 
 async def _timed_appends(store: EventStore, turns: list[GeneratedTurn]) -> float:

@@ -15,7 +15,7 @@ import zstandard
 
 from benchmarks.harness import Context, rounded
 from s3_eventstore.codec import TurnCodec
-from s3_eventstore.workload import WorkloadSpec, generate_turns
+from s3_eventstore.demo.workload import WorkloadSpec, generate_turns
 
 DEFAULT_LEVEL = 3
 

@@ -10,7 +10,7 @@ Measures, and prints as JSON:
 * objects per thread after compaction, for that thread and for a thread of ~40 MiB of
   compressed data (segments are bounded by 16 MiB);
 * the estimated monthly cost, per million turns, of keeping the default workload's turns
-  for a year in DEEP_ARCHIVE as turn objects and as segments (s3_eventstore.costs prices:
+  for a year in DEEP_ARCHIVE as turn objects and as segments (s3_eventstore.ops.costs prices:
   $0.00099/GB-month, 40 KiB per object of which 8 KiB at STANDARD's $0.023, transition
   $0.05 per 1000 objects; compaction's own GETs and PUTs included);
 * the median finished turn of the default workload compressed with a dictionary trained
@@ -30,12 +30,12 @@ import zstandard
 
 from s3_eventstore import S3EventStore
 from s3_eventstore.codec import TurnCodec
-from s3_eventstore.costs import GET_PER_1000, PUT_PER_1000, SizeTally, estimate_costs
+from s3_eventstore.demo.embedded import EmbeddedS3Server
+from s3_eventstore.demo.workload import WorkloadSpec, generate_turns
 from s3_eventstore.dictionary import TrainedDictionary
-from s3_eventstore.embedded import EmbeddedS3Server
+from s3_eventstore.ops.costs import GET_PER_1000, PUT_PER_1000, SizeTally, estimate_costs
 from s3_eventstore.s3.compaction import compact
 from s3_eventstore.s3.segments import DEFAULT_MAX_SEGMENT_BYTES, build_segment
-from s3_eventstore.workload import WorkloadSpec, generate_turns
 
 BUCKET = "compaction-bench"
 MIB = 1 << 20

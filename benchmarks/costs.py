@@ -1,6 +1,6 @@
 """What 1 million turns a day cost per month on AWS S3, by arithmetic from measured figures.
 
-The library's own model (``s3_eventstore.costs``, when present) prices the objects the
+The library's own model (``s3_eventstore.ops.costs``, when present) prices the objects the
 ``requests`` measurement wrote — their real sizes, one by one — and the result is scaled
 linearly to a month of 1 M turns a day (every term of the model is linear in the object
 count). The same arithmetic is also done here from the mean object size, with the prices
@@ -89,9 +89,9 @@ def monthly_costs(
 
 
 def library_costs(sizes: list[int], turns_per_month: int) -> dict[str, Any] | None:
-    """The month priced by ``s3_eventstore.costs`` (``None`` if the library has no model)."""
+    """The month priced by ``s3_eventstore.ops.costs`` (``None`` if the library has no model)."""
     try:
-        from s3_eventstore.costs import SizeTally, estimate_costs
+        from s3_eventstore.ops.costs import SizeTally, estimate_costs
     except ImportError:
         return None
     estimate = estimate_costs(SizeTally().extend(sizes))
@@ -140,7 +140,7 @@ async def run(ctx: Context) -> dict[str, Any]:
     if library is not None:
         per_month.update(library)  # the library's figures where it has them
     return {
-        "model": "s3_eventstore.costs" if library is not None else "benchmarks.costs",
+        "model": "s3_eventstore.ops.costs" if library is not None else "benchmarks.costs",
         "cross_check_max_relative_difference": (
             rounded(_max_relative_difference(arithmetic, library), 4) if library else None
         ),

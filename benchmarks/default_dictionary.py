@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 import zstandard
 
-from s3_eventstore.workload import WorkloadSpec, generate_turns
+from s3_eventstore.demo.workload import WorkloadSpec, generate_turns
 
 TRAIN_SEED = 1001
 """Seed of the training workload (the benchmarks use seed 0: never train on those)."""
@@ -91,7 +91,9 @@ def training_samples() -> list[bytes]:
         b"".join(shape_only(e.to_json(), rng) + b"\n" for e in turn.events)
         for turn in generate_turns(WorkloadSpec(threads=TRAIN_THREADS, seed=TRAIN_SEED))
     ]
-    vectors = resources.files("s3_eventstore.workload_data").joinpath("agent_sdk_envelopes.jsonl")
+    vectors = resources.files("s3_eventstore.demo.workload_data").joinpath(
+        "agent_sdk_envelopes.jsonl"
+    )
     lines = [shape_only(line, rng) for line in vectors.read_bytes().splitlines() if line.strip()]
     samples += [b"".join(x + b"\n" for x in lines[i : i + 20]) for i in range(0, len(lines), 20)]
     return samples

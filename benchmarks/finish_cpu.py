@@ -21,10 +21,10 @@ import zstandard
 
 from benchmarks.harness import Context, rounded
 from s3_eventstore import S3EventStore
-from s3_eventstore.workload import WorkloadSpec, generate_turns
+from s3_eventstore.demo.workload import WorkloadSpec, generate_turns
 
 if TYPE_CHECKING:
-    from s3_eventstore.workload import GeneratedTurn
+    from s3_eventstore.demo.workload import GeneratedTurn
 
 LEVEL = 3
 

@@ -18,16 +18,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Self
 
 from s3_eventstore import S3EventStore
-from s3_eventstore.embedded import CREDENTIALS
+from s3_eventstore.demo.embedded import CREDENTIALS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from s3_eventstore.workload import WorkloadSpec
+    from s3_eventstore.demo.workload import WorkloadSpec
 
 _SERVER_SCRIPT = """
 import sys
-from s3_eventstore.embedded import EmbeddedS3Server
+from s3_eventstore.demo.embedded import EmbeddedS3Server
 server = EmbeddedS3Server().start()
 print(server.endpoint_url, flush=True)
 sys.stdin.read()  # serve until the parent closes our stdin (or dies)

@@ -47,7 +47,7 @@ _OPEN_TURNS = (
     _PRELUDE
     + """
 from s3_eventstore import AgentEventEnvelope, S3EventStore
-from s3_eventstore.workload import WorkloadSpec, generate_turns
+from s3_eventstore.demo.workload import WorkloadSpec, generate_turns
 
 async def main(count, events):
     pool = [[e.to_json().decode() for e in t.events]

@@ -54,13 +54,13 @@ import orjson
 
 from benchmarks.harness import Context, create_bucket, rounded
 from s3_eventstore import S3EventStore
-from s3_eventstore.embedded import CREDENTIALS
-from s3_eventstore.workload import WorkloadSpec, generate_turns
+from s3_eventstore.demo.embedded import CREDENTIALS
+from s3_eventstore.demo.workload import WorkloadSpec, generate_turns
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from s3_eventstore.workload import GeneratedTurn
+    from s3_eventstore.demo.workload import GeneratedTurn
 
 NAME = "peer"
 SIDES = ("ours", "strands", "naive")

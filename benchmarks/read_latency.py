@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from benchmarks.harness import Context, percentiles, process_cpu_seconds, rounded
-from s3_eventstore.workload import WorkloadSpec, generate_turns
+from s3_eventstore.demo.workload import WorkloadSpec, generate_turns
 
 NAME = "read"
 

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from benchmarks.harness import Context, percentiles, rounded
-from s3_eventstore.workload import generate_turns
+from s3_eventstore.demo.workload import generate_turns
 
 NAME = "requests"
 

@@ -9,13 +9,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from s3_eventstore.cli import main
-from s3_eventstore.embedded import CREDENTIALS
+from s3_eventstore.demo.embedded import CREDENTIALS
+from s3_eventstore.demo.workload import WorkloadSpec, generate_turns
 from s3_eventstore.envelope import AgentEventEnvelope
-from s3_eventstore.workload import WorkloadSpec, generate_turns
 
 if TYPE_CHECKING:
     from s3_eventstore import S3EventStore
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 PREFIX = "archive/v1"
 SPECIAL_THREADS = ("a/b c", "ünïcødé ✓.x", "50%25+x~")

@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from s3_eventstore import S3EventStore
-from s3_eventstore.embedded import CREDENTIALS, EmbeddedS3Server
+from s3_eventstore.demo.embedded import CREDENTIALS, EmbeddedS3Server
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator

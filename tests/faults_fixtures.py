@@ -18,7 +18,7 @@ from s3_eventstore.testing.faultproxy import FaultProxy
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 PREFIX = "archive/v1"
 

@@ -11,19 +11,19 @@ import pytest
 
 from s3_eventstore import AgentEventEnvelope, S3EventStore
 from s3_eventstore.cli.exit_codes import ExitCode
+from s3_eventstore.demo.workload import WorkloadSpec
 from s3_eventstore.testing import AgentSdkVectors, find_agent_sdk_fixtures
-from s3_eventstore.workload import WorkloadSpec
 from tests.archive_fixtures import PREFIX, SPECIAL_THREADS, cli_env, invoke, write_archive
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 duckdb = pytest.importorskip("duckdb")
 pytest.importorskip("duckdb_extension_httpfs")
 
-from s3_eventstore import analytics  # after the skips: it needs duckdb
+from s3_eventstore.ops import analytics  # after the skips: it needs duckdb
 
 __all__ = ["cli_env"]
 

@@ -22,7 +22,7 @@ from tests.conftest import all_keys
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 __all__ = ["archive", "cli_env"]  # fixtures used by name
 

@@ -40,7 +40,7 @@ from tests.test_s3_store import OperationLog, new_store
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 
 class Killed(Exception):

@@ -24,7 +24,7 @@ from s3_eventstore.testing.conformance import HookedEventStore
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 
 class Killed(Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from s3_eventstore.costs import GB, KB, STORAGE_CLASSES, SizeTally, estimate_costs
+from s3_eventstore.ops.costs import GB, KB, STORAGE_CLASSES, SizeTally, estimate_costs
 
 
 def _by_class(tally: SizeTally) -> dict[str, tuple[int, int, float, float]]:

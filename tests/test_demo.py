@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from click.testing import CliRunner
 
 from s3_eventstore.cli import main
-from s3_eventstore.demo import run_demo
-from s3_eventstore.workload import WorkloadSpec, generate_turns
+from s3_eventstore.demo.demo import run_demo
+from s3_eventstore.demo.workload import WorkloadSpec, generate_turns
 
 if TYPE_CHECKING:
     from s3_eventstore import S3EventStore

@@ -11,14 +11,14 @@ import zstandard
 
 from s3_eventstore import ConfigurationError, CorruptObjectError, S3EventStore
 from s3_eventstore.codec import MANIFEST_METADATA_KEY, TurnCodec
+from s3_eventstore.demo.workload import WorkloadSpec, generate_turns
 from s3_eventstore.dictionary import TrainedDictionary, dictionary_id_of, train_dictionary
-from s3_eventstore.workload import WorkloadSpec, generate_turns
 from tests.conftest import all_keys
 from tests.test_s3_store import OperationLog, new_store, read_object
 
 if TYPE_CHECKING:
-    from s3_eventstore.embedded import EmbeddedS3Server
-    from s3_eventstore.workload import GeneratedTurn
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.workload import GeneratedTurn
 
 SPEC = WorkloadSpec(threads=40, turns_per_thread=5)
 

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from s3_eventstore import AgentEventEnvelope, S3EventStore, UnsafeEndpointError
-from s3_eventstore.doctor import run_doctor
+from s3_eventstore.ops.doctor import run_doctor
 from tests.conftest import all_keys
 from tests.s3rver_fixture import s3rver  # noqa: F401 - the fixture
 
 if TYPE_CHECKING:
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
     from tests.s3rver_fixture import S3rver
 
 CHECKS = [

@@ -25,7 +25,7 @@ from s3_eventstore import (
     StorageUnavailableError,
     TurnAlreadyFinishedError,
 )
-from s3_eventstore.embedded import CREDENTIALS
+from s3_eventstore.demo.embedded import CREDENTIALS
 from s3_eventstore.testing.conformance import make_event
 from s3_eventstore.testing.faultproxy import FaultKind, FaultProxy, classify
 from tests.conftest import all_keys
@@ -34,7 +34,7 @@ from tests.faults_fixtures import read_behind, running_proxy, store_via
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 
 @pytest.fixture

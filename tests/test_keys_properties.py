@@ -22,7 +22,7 @@ from s3_eventstore.s3.keys import MAX_KEY_BYTES, KeyLayout, ParsedKey, decode_th
 from s3_eventstore.testing.conformance import make_event
 
 if TYPE_CHECKING:
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 # Every code point, lone surrogates included (st.text() leaves those out by default).
 ANY_CHAR = st.characters(codec=None, exclude_categories=())

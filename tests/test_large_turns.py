@@ -30,7 +30,7 @@ from s3_eventstore.s3.multipart import MIN_PART_BYTES, StreamedTurn
 from tests.conftest import all_keys
 
 if TYPE_CHECKING:
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 MiB = 1024 * 1024
 PREFIX = "archive/v1"

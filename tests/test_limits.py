@@ -11,7 +11,7 @@ from s3_eventstore import AgentEventEnvelope, BufferLimitError, EventStoreError,
 from s3_eventstore.s3.multipart import MIN_PART_BYTES
 
 if TYPE_CHECKING:
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 
 def event(sequence: int, text: str = "x" * 100) -> AgentEventEnvelope:

@@ -24,7 +24,7 @@ from tests.faults_fixtures import read_behind, running_proxy, store_via
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 
 @pytest.fixture

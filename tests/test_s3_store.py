@@ -25,7 +25,7 @@ from s3_eventstore.testing.vectors import AgentSdkVectors
 from tests.conftest import all_keys
 
 if TYPE_CHECKING:
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 
 class OperationLog:

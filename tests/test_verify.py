@@ -19,7 +19,7 @@ from tests.test_corruption import CASES, encoded_turn, plant
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from s3_eventstore import AgentEventEnvelope, ObjectLockedError, S3EventStore, S
 from s3_eventstore.s3.purge import PurgeReport
 
 if TYPE_CHECKING:
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 _names = itertools.count()
 

@@ -7,19 +7,19 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
-from s3_eventstore.catalog import (
+from s3_eventstore.cli.exit_codes import ExitCode
+from s3_eventstore.cli.options import archive_options, fail, output_options, run, stdout_bytes
+from s3_eventstore.ops.catalog import (
     iter_thread_summaries,
     iter_threads,
     iter_turn_events,
     read_turn,
     turn_infos,
 )
-from s3_eventstore.cli.exit_codes import ExitCode
-from s3_eventstore.cli.options import archive_options, fail, output_options, run, stdout_bytes
 
 if TYPE_CHECKING:
-    from s3_eventstore.catalog import TurnInfo
     from s3_eventstore.cli.options import ArchiveConfig
+    from s3_eventstore.ops.catalog import TurnInfo
 
 __all__ = ["cat", "threads", "turns"]
 

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 import click
 import orjson
 
-from s3_eventstore.catalog import list_pages
 from s3_eventstore.cli.exit_codes import ExitCode
 from s3_eventstore.cli.options import archive_options, fail, run
+from s3_eventstore.ops.catalog import list_pages
 
 if TYPE_CHECKING:
     from s3_eventstore.cli.options import ArchiveConfig

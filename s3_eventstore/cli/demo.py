@@ -11,10 +11,10 @@ from typing import Any
 import click
 
 from s3_eventstore.cli.exit_codes import ExitCode
-from s3_eventstore.demo import DemoReport, run_demo
+from s3_eventstore.demo.demo import DemoReport, run_demo
+from s3_eventstore.demo.workload import WorkloadSpec
 from s3_eventstore.errors import EventStoreError
 from s3_eventstore.s3.store import S3EventStore
-from s3_eventstore.workload import WorkloadSpec
 
 
 @click.command()
@@ -74,7 +74,7 @@ async def _run(
         async with S3EventStore(bucket, prefix, endpoint_url=endpoint_url) as store:
             return await run_demo(store, spec, endpoint=endpoint_url, progress=say)
 
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
     with EmbeddedS3Server() as server:
         say(f"embedded S3 server at {server.endpoint_url}")

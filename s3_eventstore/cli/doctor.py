@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
-from s3_eventstore.analytics import parse_archive_url
 from s3_eventstore.cli.exit_codes import ExitCode
 from s3_eventstore.cli.options import archive_options, fail, run
+from s3_eventstore.ops.analytics import parse_archive_url
 
 if TYPE_CHECKING:
     from s3_eventstore.cli.options import ArchiveConfig
-    from s3_eventstore.doctor import DoctorReport
+    from s3_eventstore.ops.doctor import DoctorReport
 
 __all__ = ["doctor"]
 
@@ -44,7 +44,7 @@ def doctor(config: ArchiveConfig, as_json: bool) -> None:
 
 
 async def _doctor(config: ArchiveConfig) -> DoctorReport:
-    from s3_eventstore.doctor import run_doctor
+    from s3_eventstore.ops.doctor import run_doctor
 
     bucket, prefix = parse_archive_url(config.url)
     session: Any = None

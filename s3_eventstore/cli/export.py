@@ -18,11 +18,11 @@ from s3_eventstore.cli.options import (
     run,
     stdout_bytes,
 )
-from s3_eventstore.export import ExportResult, JsonLinesSink, ParquetSink, export_threads
+from s3_eventstore.ops.export import ExportResult, JsonLinesSink, ParquetSink, export_threads
 
 if TYPE_CHECKING:
     from s3_eventstore.cli.options import ArchiveConfig
-    from s3_eventstore.export import ExportSink
+    from s3_eventstore.ops.export import ExportSink
 
 __all__ = ["export"]
 

@@ -47,7 +47,7 @@ def query(config: ArchiveConfig, sql: str, fmt: str) -> None:
         sum((event->'usage'->>'output_tokens')::BIGINT) AS output_tokens
         FROM events WHERE type = 'turn_complete' GROUP BY thread_id"
     """
-    from s3_eventstore import analytics
+    from s3_eventstore.ops import analytics
 
     try:
         connection = analytics.connect(

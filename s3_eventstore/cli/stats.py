@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 import click
 import orjson
 
-from s3_eventstore.catalog import archive_stats
 from s3_eventstore.cli.options import Progress, archive_options, output_options, run
-from s3_eventstore.costs import STORAGE_CLASSES
+from s3_eventstore.ops.catalog import archive_stats
+from s3_eventstore.ops.costs import STORAGE_CLASSES
 
 if TYPE_CHECKING:
-    from s3_eventstore.catalog import ArchiveStats
     from s3_eventstore.cli.options import ArchiveConfig
+    from s3_eventstore.ops.catalog import ArchiveStats
 
 __all__ = ["stats"]
 

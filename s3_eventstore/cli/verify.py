@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 import click
 import orjson
 
-from s3_eventstore.catalog import iter_threads, verify_archive
 from s3_eventstore.cli.exit_codes import ExitCode
 from s3_eventstore.cli.options import Progress, archive_options, fail, output_options, run
+from s3_eventstore.ops.catalog import iter_threads, verify_archive
 
 if TYPE_CHECKING:
     from s3_eventstore.cli.options import ArchiveConfig

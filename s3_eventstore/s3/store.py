@@ -76,7 +76,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
     from s3_eventstore.dictionary import TrainedDictionary
-    from s3_eventstore.doctor import ProbeResult
+    from s3_eventstore.ops.doctor import ProbeResult
     from s3_eventstore.s3.compaction import CompactionReport
     from s3_eventstore.s3.purge import PurgeReport
     from s3_eventstore.s3.verify import VerifyReport
@@ -1582,7 +1582,7 @@ class S3EventStore(EventStore):
         """
         async with self._probe_lock:
             if self.endpoint_probe is None:
-                from s3_eventstore.doctor import DOCTOR_DIR, probe_conditional_put
+                from s3_eventstore.ops.doctor import DOCTOR_DIR, probe_conditional_put
 
                 key = f"{self.layout.prefix}{DOCTOR_DIR}probe-{uuid.uuid4().hex}"
                 client = await self._get_client()

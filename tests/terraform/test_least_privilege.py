@@ -27,7 +27,7 @@ from policy_actions import declared_s3_actions
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 PACKAGE = Path(__file__).resolve().parents[2] / "s3_eventstore"
 MiB = 1 << 20

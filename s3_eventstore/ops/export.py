@@ -20,8 +20,8 @@ from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 
-from s3_eventstore.catalog import iter_threads, iter_turn_events
 from s3_eventstore.errors import ConfigurationError
+from s3_eventstore.ops.catalog import iter_threads, iter_turn_events
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable, Sequence

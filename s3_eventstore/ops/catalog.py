@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, Final
 from s3_eventstore.codec import (
     TurnManifest,
 )
-from s3_eventstore.costs import CostEstimate, SizeTally, estimate_costs
 from s3_eventstore.errors import IntegrityError
 from s3_eventstore.identifiers import check_thread_id, check_turn
+from s3_eventstore.ops.costs import CostEstimate, SizeTally, estimate_costs
 from s3_eventstore.s3.keys import SEGMENT_PREFIX
 from s3_eventstore.s3.verify import VerifyProblem, VerifyReport
 

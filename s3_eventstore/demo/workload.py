@@ -110,7 +110,7 @@ class GeneratedTurn:
 
 def load_event_shapes() -> dict[str, list[dict[str, Any]]]:
     """The shipped agent-sdk envelopes, grouped by event ``type``."""
-    raw = resources.files("s3_eventstore.workload_data").joinpath("agent_sdk_envelopes.jsonl")
+    raw = resources.files("s3_eventstore.demo.workload_data").joinpath("agent_sdk_envelopes.jsonl")
     shapes: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for line in raw.read_bytes().splitlines():
         if line.strip():

@@ -13,8 +13,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from s3_eventstore.demo.workload import WorkloadSpec, generate_turns
 from s3_eventstore.memory import InMemoryEventStore
-from s3_eventstore.workload import WorkloadSpec, generate_turns
 
 if TYPE_CHECKING:
     from collections.abc import Callable
