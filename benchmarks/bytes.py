@@ -14,8 +14,8 @@ from typing import Any
 import zstandard
 
 from benchmarks.harness import Context, rounded
-from s3_eventstore.codec import TurnCodec
 from s3_eventstore.demo.workload import WorkloadSpec, generate_turns
+from s3_eventstore.format.turn import TurnCodec
 
 DEFAULT_LEVEL = 3
 

@@ -29,13 +29,13 @@ from typing import Any
 import zstandard
 
 from s3_eventstore import S3EventStore
-from s3_eventstore.codec import TurnCodec
 from s3_eventstore.demo.embedded import EmbeddedS3Server
 from s3_eventstore.demo.workload import WorkloadSpec, generate_turns
-from s3_eventstore.dictionary import TrainedDictionary
+from s3_eventstore.format.dictionary import TrainedDictionary
+from s3_eventstore.format.segment import DEFAULT_MAX_SEGMENT_BYTES, build_segment
+from s3_eventstore.format.turn import TurnCodec
 from s3_eventstore.ops.costs import GET_PER_1000, PUT_PER_1000, SizeTally, estimate_costs
 from s3_eventstore.s3.compaction import compact
-from s3_eventstore.s3.segments import DEFAULT_MAX_SEGMENT_BYTES, build_segment
 
 BUCKET = "compaction-bench"
 MIB = 1 << 20

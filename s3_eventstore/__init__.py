@@ -5,7 +5,6 @@ as one immutable zstd JSON-lines object; reads list a thread's objects and fetch
 them in turn order. See README.md and docs/FORMAT.md.
 """
 
-from s3_eventstore.codec import FORMAT_VERSION, TurnManifest
 from s3_eventstore.envelope import AgentEventEnvelope, StoredTurnEvents
 from s3_eventstore.errors import (
     AccessDeniedError,
@@ -31,6 +30,7 @@ from s3_eventstore.errors import (
     UnsafeEndpointError,
     UnsupportedFormatError,
 )
+from s3_eventstore.format.manifest import FORMAT_VERSION, TurnManifest
 from s3_eventstore.memory import InMemoryEventStore
 from s3_eventstore.s3 import OpenTurnInfo, S3EventStore
 from s3_eventstore.store import EventStore

@@ -263,7 +263,7 @@ class AgentEventEnvelope:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, AgentEventEnvelope):
             return NotImplemented
-        return self._raw == other._raw
+        return self._raw == other.to_json()
 
     def __hash__(self) -> int:
         return hash(self._raw)

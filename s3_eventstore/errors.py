@@ -10,12 +10,10 @@ translated in one place (:mod:`s3_eventstore.s3.errors`) and chained with
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-
-    from s3_eventstore.envelope import AgentEventEnvelope
 
 __all__ = [
     "AccessDeniedError",
@@ -106,7 +104,7 @@ class TurnAlreadyFinishedError(TurnStateError):
         thread_id: str,
         turn: int,
         *,
-        unwritten_events: Sequence[AgentEventEnvelope] = (),
+        unwritten_events: Sequence[Any] = (),
         key: str | None = None,
     ) -> None:
         detail = f" (object {key!r} exists)" if key else ""
@@ -115,7 +113,9 @@ class TurnAlreadyFinishedError(TurnStateError):
             thread_id=thread_id,
             turn=turn,
         )
-        self.unwritten_events: tuple[AgentEventEnvelope, ...] = tuple(unwritten_events)
+        self.unwritten_events: tuple[Any, ...] = tuple(unwritten_events)
+        """The ``AgentEventEnvelope`` objects that were not written (typed ``Any``: this
+        module is the bottom of the package and imports nothing of it)."""
         self.key = key
 
 

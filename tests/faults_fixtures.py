@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import zstandard
 
 from s3_eventstore import AgentEventEnvelope, S3EventStore
-from s3_eventstore.codec import MANIFEST_METADATA_KEY
+from s3_eventstore.format.manifest import MANIFEST_METADATA_KEY
 from s3_eventstore.testing.faultproxy import FaultProxy
 
 if TYPE_CHECKING:

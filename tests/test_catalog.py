@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from s3_eventstore import AgentEventEnvelope, CorruptObjectError
-from s3_eventstore.codec import TurnStreamEncoder
 from s3_eventstore.demo.workload import WorkloadSpec
+from s3_eventstore.format.keys import KeyLayout
+from s3_eventstore.format.stream import TurnStreamEncoder
 from s3_eventstore.ops import catalog as archive
-from s3_eventstore.s3.keys import KeyLayout
 from tests.archive_fixtures import PREFIX, SPECIAL_THREADS, write_archive
 
 if TYPE_CHECKING:

@@ -13,9 +13,9 @@ import pytest
 
 from s3_eventstore.cli import main
 from s3_eventstore.cli.exit_codes import ExitCode
-from s3_eventstore.codec import TurnCodec
 from s3_eventstore.envelope import AgentEventEnvelope
-from s3_eventstore.s3.keys import KeyLayout
+from s3_eventstore.format.keys import KeyLayout
+from s3_eventstore.format.turn import TurnCodec
 from tests.archive_fixtures import PREFIX, SPECIAL_THREADS, Archive, archive, cli_env, invoke
 from tests.conftest import all_keys
 

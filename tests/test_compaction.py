@@ -22,17 +22,12 @@ from s3_eventstore import (
     TurnFinishedError,
     UnsupportedFormatError,
 )
-from s3_eventstore.codec import MANIFEST_METADATA_KEY, TurnStreamEncoder
 from s3_eventstore.errors import ConfigurationError, StorageError
+from s3_eventstore.format.keys import parse_segment_name, segment_name
+from s3_eventstore.format.manifest import MANIFEST_METADATA_KEY
+from s3_eventstore.format.segment import INDEX_MAGIC, SegmentIndex, SegmentManifest, build_segment
+from s3_eventstore.format.stream import TurnStreamEncoder
 from s3_eventstore.s3 import compaction
-from s3_eventstore.s3.segments import (
-    INDEX_MAGIC,
-    SegmentIndex,
-    SegmentManifest,
-    build_segment,
-    parse_segment_name,
-    segment_name,
-)
 from s3_eventstore.testing.conformance import make_event
 from tests.conftest import all_keys
 from tests.test_s3_store import OperationLog, new_store
@@ -155,7 +150,7 @@ async def test_index_keeps_every_original_manifest(
 
 
 def test_segment_bytes_are_deterministic() -> None:
-    from s3_eventstore.codec import TurnCodec
+    from s3_eventstore.format.turn import TurnCodec
 
     codec = TurnCodec()
     turns = [codec.encode("t", n, [make_event(n)], writer="w") for n in (1, 2)]
@@ -173,7 +168,7 @@ async def test_request_costs_of_a_compacted_1000_turn_thread(
 ) -> None:
     # The segment is built and planted behind the store's back (an independent writer),
     # which is also much faster than 1000 PUTs and a compaction through the server.
-    from s3_eventstore.codec import TurnCodec
+    from s3_eventstore.format.turn import TurnCodec
 
     codec = TurnCodec()
     turns_written = [
@@ -354,7 +349,7 @@ async def test_a_reader_whose_listed_turn_was_compacted_away_lists_again(
 async def test_a_rerun_recognises_its_own_segment_and_refuses_another(
     writer: S3EventStore, backdoor: Any, bucket: str
 ) -> None:
-    from s3_eventstore.codec import TurnCodec
+    from s3_eventstore.format.turn import TurnCodec
 
     codec = TurnCodec()
     frames = [
@@ -600,8 +595,8 @@ async def test_vanishing_objects_give_up_after_bounded_relists(
 
 
 def test_envelopes_survive_a_segment_round_trip() -> None:
-    from s3_eventstore.codec import TurnCodec
-    from s3_eventstore.s3.segments import frame_manifest
+    from s3_eventstore.format.segment import frame_manifest
+    from s3_eventstore.format.turn import TurnCodec
 
     codec = TurnCodec()
     encoded = [codec.encode("t", n, [make_event(n), make_event(n + 1)], writer="w") for n in (4, 9)]

@@ -19,7 +19,8 @@ from s3_eventstore import (
     S3EventStore,
     UnsupportedFormatError,
 )
-from s3_eventstore.codec import MANIFEST_METADATA_KEY, EncodedTurn, TurnCodec, TurnManifest
+from s3_eventstore.format.manifest import MANIFEST_METADATA_KEY, TurnManifest
+from s3_eventstore.format.turn import EncodedTurn, TurnCodec
 from s3_eventstore.testing.conformance import make_event
 
 if TYPE_CHECKING:

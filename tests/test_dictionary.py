@@ -10,9 +10,11 @@ import pytest
 import zstandard
 
 from s3_eventstore import ConfigurationError, CorruptObjectError, S3EventStore
-from s3_eventstore.codec import MANIFEST_METADATA_KEY, TurnCodec
 from s3_eventstore.demo.workload import WorkloadSpec, generate_turns
-from s3_eventstore.dictionary import TrainedDictionary, dictionary_id_of, train_dictionary
+from s3_eventstore.format.dictionary import TrainedDictionary, dictionary_id_of
+from s3_eventstore.format.manifest import MANIFEST_METADATA_KEY
+from s3_eventstore.format.turn import TurnCodec
+from s3_eventstore.s3.dictionaries import train_dictionary
 from tests.conftest import all_keys
 from tests.test_s3_store import OperationLog, new_store, read_object
 

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from s3_eventstore import ConfigurationError, InvalidThreadIdError
-from s3_eventstore.s3.keys import (
+from s3_eventstore.format.keys import (
     KeyLayout,
     ParsedKey,
     decode_thread,

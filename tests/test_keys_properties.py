@@ -17,8 +17,14 @@ from s3_eventstore import (
     InvalidTurnError,
     S3EventStore,
 )
+from s3_eventstore.format.keys import (
+    MAX_KEY_BYTES,
+    KeyLayout,
+    ParsedKey,
+    decode_thread,
+    encode_thread,
+)
 from s3_eventstore.identifiers import TURN_MAX
-from s3_eventstore.s3.keys import MAX_KEY_BYTES, KeyLayout, ParsedKey, decode_thread, encode_thread
 from s3_eventstore.testing.conformance import make_event
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from s3_eventstore import (
     TurnAlreadyFinishedError,
     TurnStreamingError,
 )
-from s3_eventstore.codec import STREAM_METADATA_KEY, TRAILER_BYTES
+from s3_eventstore.format.stream import STREAM_METADATA_KEY, TRAILER_BYTES
 from s3_eventstore.s3.multipart import MIN_PART_BYTES, StreamedTurn
 from tests.conftest import all_keys
 

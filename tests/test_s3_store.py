@@ -19,7 +19,7 @@ from s3_eventstore import (
     StorageUnavailableError,
     TurnAlreadyFinishedError,
 )
-from s3_eventstore.codec import MANIFEST_METADATA_KEY
+from s3_eventstore.format.manifest import MANIFEST_METADATA_KEY
 from s3_eventstore.testing.conformance import make_event
 from s3_eventstore.testing.vectors import AgentSdkVectors
 from tests.conftest import all_keys
@@ -273,7 +273,7 @@ async def test_borrowed_client_is_not_closed(s3_server: EmbeddedS3Server, bucket
 
 
 def test_envelope_objects_are_plain_zstd_json_lines(tmp_path: Any) -> None:
-    from s3_eventstore.codec import TurnCodec
+    from s3_eventstore.format.turn import TurnCodec
 
     events = [AgentEventEnvelope.from_dict(make_event(i).to_dict()) for i in range(3)]
     encoded = TurnCodec().encode("t", 1, events, writer="w")

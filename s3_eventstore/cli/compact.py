@@ -111,7 +111,7 @@ def train_dictionary(
 async def _train(
     config: ArchiveConfig, threads: tuple[str, ...], max_threads: int, size: int
 ) -> str:
-    from s3_eventstore.dictionary import train_dictionary as train
+    from s3_eventstore.s3.dictionaries import train_dictionary as train
 
     async with config.open_store() as store:
         return await train(

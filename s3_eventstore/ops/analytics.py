@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlparse
 
 from s3_eventstore.errors import ConfigurationError
-from s3_eventstore.s3.keys import KeyLayout
+from s3_eventstore.format.keys import KeyLayout
 
 if TYPE_CHECKING:
     import duckdb

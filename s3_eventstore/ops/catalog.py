@@ -18,13 +18,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from s3_eventstore.codec import (
-    TurnManifest,
-)
 from s3_eventstore.errors import IntegrityError
+from s3_eventstore.format.keys import SEGMENT_PREFIX
+from s3_eventstore.format.manifest import TurnManifest
 from s3_eventstore.identifiers import check_thread_id, check_turn
 from s3_eventstore.ops.costs import CostEstimate, SizeTally, estimate_costs
-from s3_eventstore.s3.keys import SEGMENT_PREFIX
 from s3_eventstore.s3.verify import VerifyProblem, VerifyReport
 
 if TYPE_CHECKING:

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, Final
 import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError
 
+from s3_eventstore.format.keys import normalise_prefix
 from s3_eventstore.s3.client import ClientSettings, open_client
 from s3_eventstore.s3.errors import error_code, http_status, is_precondition_failed, translate
-from s3_eventstore.s3.keys import normalise_prefix
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

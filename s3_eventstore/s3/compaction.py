@@ -42,22 +42,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from s3_eventstore.codec import TRAILER_BYTES, TurnManifest
 from s3_eventstore.errors import ConfigurationError, ConflictingCopiesError
-from s3_eventstore.identifiers import check_thread_id
-from s3_eventstore.s3.errors import is_precondition_failed, translate
-from s3_eventstore.s3.segments import (
+from s3_eventstore.format.keys import MAX_SEGMENT_EVENTS
+from s3_eventstore.format.segment import (
     DEFAULT_MAX_SEGMENT_BYTES,
-    MAX_SEGMENT_EVENTS,
     SegmentIndex,
     SegmentManifest,
     build_segment,
 )
+from s3_eventstore.format.stream import TRAILER_BYTES
+from s3_eventstore.identifiers import check_thread_id
+from s3_eventstore.s3.errors import is_precondition_failed, translate
 from s3_eventstore.s3.store import DELETE_BATCH_LIMIT, _claim, _Relist
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from s3_eventstore.format.manifest import TurnManifest
     from s3_eventstore.s3.store import S3EventStore, _Listed
 
 __all__ = [

@@ -4,7 +4,7 @@ When an open turn's buffered JSON lines reach the store's ``max_turn_buffer_byte
 the store hands it to a :class:`StreamedTurn`. From then on:
 
 * every appended event is compressed at once into the turn's single zstd frame
-  (:class:`~s3_eventstore.codec.TurnStreamEncoder`); the SHA-256 of the uncompressed
+  (:class:`~s3_eventstore.format.turn.TurnStreamEncoder`); the SHA-256 of the uncompressed
   payload, its size, the event count and the first/last timestamps are tracked as
   it goes, and the envelopes themselves are dropped;
 * compressed output is cut into parts of ``part_bytes`` (at least 5 MiB: S3 refuses
@@ -15,7 +15,7 @@ the store hands it to a :class:`StreamedTurn`. From then on:
   cut but not uploaded, so memory stays bounded when S3 is slower than the agent;
 * ``finish_turn`` first waits for every cut part (if that fails the turn stays open and
   appendable), then ends the frame, appends the trailer (a zstd skippable frame with
-  the manifest, see :mod:`s3_eventstore.codec`), uploads it as the last part and
+  the manifest, see :mod:`s3_eventstore.format.turn`), uploads it as the last part and
   completes the upload with ``If-None-Match: *``. Parts are invisible until completion,
   so readers never see half a turn, and the turn appears atomically, at most once.
   Once the payload is sealed a failed ``finish_turn`` is retried by calling it again
@@ -52,8 +52,9 @@ from s3_eventstore.s3.errors import error_code, is_precondition_failed, translat
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from s3_eventstore.codec import TurnManifest, TurnStreamEncoder
     from s3_eventstore.envelope import AgentEventEnvelope
+    from s3_eventstore.format.manifest import TurnManifest
+    from s3_eventstore.format.stream import TurnStreamEncoder
     from s3_eventstore.s3.buffers import BufferBudget
 
 __all__ = ["MAX_PARTS", "MIN_PART_BYTES", "StreamedTurn"]

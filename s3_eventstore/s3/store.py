@@ -5,7 +5,7 @@ turn and PUTs it once with ``If-None-Match: *``, so exactly one writer can ever
 finish a turn. Read path: LIST the thread's folder, then GET (or HEAD, when only
 manifests are needed) in turn order with bounded concurrency, verifying every
 object against its manifest. Turns open in this store are merged into reads.
-Compacted turns (segments, :mod:`s3_eventstore.s3.segments`) are read transparently:
+Compacted turns (segments, :mod:`s3_eventstore.format.segment`) are read transparently:
 a whole segment with one GET, one turn of it with one ranged GET once its index is
 known; turns held twice during a compaction are read once, their copies compared.
 
@@ -29,16 +29,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 from urllib.parse import urlparse
 
-from s3_eventstore.codec import (
-    TRAILER_BYTES,
-    EncodedTurn,
-    StreamHeader,
-    TurnCodec,
-    TurnManifest,
-    TurnStreamEncoder,
-    is_streamed,
-    read_manifest,
-)
 from s3_eventstore.envelope import AgentEventEnvelope, StoredTurnEvents
 from s3_eventstore.errors import (
     ConfigurationError,
@@ -52,30 +42,37 @@ from s3_eventstore.errors import (
     TurnStreamingError,
     UnsafeEndpointError,
 )
-from s3_eventstore.identifiers import check_thread_id, check_turn
-from s3_eventstore.memory import check_envelope
-from s3_eventstore.s3.buffers import BufferBudget, OpenTurn, OpenTurnInfo
-from s3_eventstore.s3.cache import ManifestCache
-from s3_eventstore.s3.client import ClientSettings, open_client
-from s3_eventstore.s3.errors import is_not_found, is_precondition_failed, translate
-from s3_eventstore.s3.keys import SEGMENT_PREFIX, KeyLayout
-from s3_eventstore.s3.metrics import RequestCounter
-from s3_eventstore.s3.multipart import MIN_PART_BYTES, StreamedTurn
-from s3_eventstore.s3.segments import (
+from s3_eventstore.format.keys import SEGMENT_PREFIX, KeyLayout, SegmentName
+from s3_eventstore.format.manifest import TurnManifest
+from s3_eventstore.format.segment import (
     DEFAULT_MAX_SEGMENT_BYTES,
     SegmentEntry,
     SegmentIndex,
-    SegmentIndexCache,
     SegmentManifest,
-    SegmentName,
     frame_manifest,
 )
+from s3_eventstore.format.stream import (
+    TRAILER_BYTES,
+    StreamHeader,
+    TurnStreamEncoder,
+    is_streamed,
+    read_manifest,
+)
+from s3_eventstore.format.turn import EncodedTurn, TurnCodec
+from s3_eventstore.identifiers import check_thread_id, check_turn
+from s3_eventstore.memory import check_envelope
+from s3_eventstore.s3.buffers import BufferBudget, OpenTurn, OpenTurnInfo
+from s3_eventstore.s3.cache import ManifestCache, SegmentIndexCache
+from s3_eventstore.s3.client import ClientSettings, open_client
+from s3_eventstore.s3.errors import is_not_found, is_precondition_failed, translate
+from s3_eventstore.s3.metrics import RequestCounter
+from s3_eventstore.s3.multipart import MIN_PART_BYTES, StreamedTurn
 from s3_eventstore.store import EventStore, check_offset
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
-    from s3_eventstore.dictionary import TrainedDictionary
+    from s3_eventstore.format.dictionary import TrainedDictionary
     from s3_eventstore.ops.doctor import ProbeResult
     from s3_eventstore.s3.compaction import CompactionReport
     from s3_eventstore.s3.purge import PurgeReport
@@ -241,7 +238,7 @@ class S3EventStore(EventStore):
             included (botocore only bounds each attempt); ``None`` for no bound. On expiry
             the call raises :class:`StorageUnavailableError`.
         dictionary_id: Compress finished turns with this trained zstd dictionary (see
-            :mod:`s3_eventstore.dictionary`; fetched on the first ``finish_turn``). Such
+            :mod:`s3_eventstore.s3.dictionaries`; fetched on the first ``finish_turn``). Such
             objects need the dictionary to decompress (``zstd -D``); streamed turns are
             written without it. Reading never needs this: manifests name their dictionary.
 
@@ -644,7 +641,7 @@ class S3EventStore(EventStore):
         if self.dictionary_id is not None and self._codec.dictionary is None:
             dictionary = self._dictionaries.get(self.dictionary_id)
             if dictionary is None:
-                from s3_eventstore.dictionary import fetch_dictionary
+                from s3_eventstore.s3.dictionaries import fetch_dictionary
 
                 dictionary = await fetch_dictionary(self, self.dictionary_id)
                 self._dictionaries[dictionary.id] = dictionary
@@ -1275,7 +1272,7 @@ class S3EventStore(EventStore):
             cached = self._dictionaries.get(dictionary_id)
             if cached is not None:
                 return cached
-            from s3_eventstore.dictionary import fetch_dictionary
+            from s3_eventstore.s3.dictionaries import fetch_dictionary
 
             try:
                 cached = await fetch_dictionary(self, dictionary_id)

@@ -16,8 +16,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from s3_eventstore.codec import read_manifest
 from s3_eventstore.errors import IntegrityError
+from s3_eventstore.format.stream import read_manifest
 from s3_eventstore.identifiers import check_thread_id
 
 if TYPE_CHECKING:

@@ -1,4 +1,5 @@
-"""Key layout: where a (thread, turn) lives in the bucket. Pure functions, no I/O.
+"""Key layout (docs/FORMAT.md, "Key layout"): where a turn, a segment or a dictionary lives
+in the bucket. Pure functions, no I/O.
 
 ``{prefix}threads/shard={hh}/thread={enc}/{turn:020d}.jsonl.zst``
 
@@ -21,16 +22,24 @@ import hashlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Final
+from typing import Final
 from urllib.parse import quote, unquote_to_bytes
 
 from s3_eventstore.errors import ConfigurationError, InvalidThreadIdError
 from s3_eventstore.identifiers import check_thread_id
 
-if TYPE_CHECKING:
-    from s3_eventstore.s3.segments import SegmentName
-
-__all__ = ["MAX_KEY_BYTES", "KeyLayout", "ParsedKey", "decode_thread", "encode_thread"]
+__all__ = [
+    "MAX_KEY_BYTES",
+    "MAX_SEGMENT_EVENTS",
+    "SEGMENT_PREFIX",
+    "KeyLayout",
+    "ParsedKey",
+    "SegmentName",
+    "decode_thread",
+    "encode_thread",
+    "parse_segment_name",
+    "segment_name",
+]
 
 MAX_KEY_BYTES: Final = 1024
 """S3's limit on the UTF-8 length of a key."""
@@ -42,6 +51,10 @@ SEGMENT_PREFIX: Final = "seg-"
 _LONGEST_NAME: Final = 64
 """Room kept for the longest object name a thread folder may hold: a segment name with
 8 digits of events is exactly 64 bytes, a turn object name 29."""
+MAX_SEGMENT_EVENTS: Final = 99_999_999
+"""Events one segment may hold, so its name (8 digits of events) fits the 64 bytes the key
+layout keeps for object names in a thread folder."""
+_SEGMENT_NAME = re.compile(r"seg-(\d{20})-(\d{20})-(0|[1-9]\d{0,7})\.jsonl\.zst")
 _DICTIONARY_ID = re.compile(r"[0-9a-f]{32}")
 _TURN_NAME = re.compile(r"(\d{20})\.jsonl\.zst")
 _ENCODED = re.compile(r"(?:[A-Za-z0-9_-]|%[0-9A-F]{2})+")
@@ -103,6 +116,35 @@ def normalise_prefix(prefix: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class SegmentName:
+    """What a segment's object name says: its turn range and event count."""
+
+    first_turn: int
+    last_turn: int
+    events: int
+
+
+def segment_name(first_turn: int, last_turn: int, events: int) -> str:
+    """The object name of a segment (inside the thread folder).
+
+    A segment's content is fully determined by the immutable turns it holds, so its
+    name may carry what a reader needs to count events with a LIST alone.
+    """
+    if not 0 <= events <= MAX_SEGMENT_EVENTS:
+        raise ValueError(f"a segment holds at most {MAX_SEGMENT_EVENTS} events, not {events}")
+    return f"seg-{first_turn:020d}-{last_turn:020d}-{events}.jsonl.zst"
+
+
+def parse_segment_name(name: str) -> SegmentName | None:
+    """The parts of a segment object name, or ``None`` if ``name`` is not one."""
+    match = _SEGMENT_NAME.fullmatch(name)
+    if match is None:
+        return None
+    first, last, events = (int(group) for group in match.groups())
+    return None if first > last else SegmentName(first, last, events)
+
+
+@dataclass(frozen=True, slots=True)
 class ParsedKey:
     """A key recognised as a turn object."""
 
@@ -148,14 +190,10 @@ class KeyLayout:
 
     def segment_key(self, thread_id: str, first_turn: int, last_turn: int, events: int) -> str:
         """The key of a segment holding turns ``first_turn..last_turn`` (``events`` in all)."""
-        from s3_eventstore.s3.segments import segment_name
-
         return self.thread_folder(thread_id) + segment_name(first_turn, last_turn, events)
 
     def parse_segment_key(self, key: str, thread_id: str) -> SegmentName | None:
         """The turn range and event count if ``key`` is a segment of ``thread_id``."""
-        from s3_eventstore.s3.segments import parse_segment_name
-
         folder = self.thread_folder(thread_id)
         if not key.startswith(folder):
             return None

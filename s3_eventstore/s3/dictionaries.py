@@ -1,31 +1,21 @@
-"""Trained zstd dictionaries: smaller turn objects for archives read through this library.
+"""Dictionaries in the bucket: fetch one by id, train one on a store's turns and store it.
 
-A finished turn is a few KB of JSON lines whose keys and event shapes repeat from turn
-to turn; zstd cannot exploit that repetition within one small frame, a dictionary
-trained on earlier turns can. :func:`train_dictionary` samples finished turns under a
-store's prefix, trains a dictionary with ``zstandard.train_dictionary`` and stores it as
-an immutable object named by its content hash, ``{prefix}dictionaries/{id}.zdict``
-(``id`` = first 32 hex digits of its SHA-256), written with ``If-None-Match: *``.
-A store created with ``dictionary_id=`` compresses turns with it and names it in each
-manifest (format 2); readers fetch dictionaries by id and cache them forever (they are
-immutable and content-addressed).
-
-The trade-off, and why dictionaries are opt-in: an object compressed with a dictionary
-cannot be read by plain ``zstd -dc`` or DuckDB without it (``zstd -dc -D file.zdict``
-works). Use them for archives whose analytics go through this library, or that fetch
-the ``.zdict`` and decompress with ``-D``.
+The bytes side (training, loading, the content-hash id) is
+:mod:`s3_eventstore.format.dictionary`; this module adds the requests:
+``{prefix}dictionaries/{id}.zdict``, written once with ``If-None-Match: *``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-import zstandard
-
-from s3_eventstore.errors import ConfigurationError, CorruptObjectError, StorageError
+from s3_eventstore.errors import ConfigurationError, StorageError
+from s3_eventstore.format.dictionary import (
+    DEFAULT_DICTIONARY_BYTES,
+    TrainedDictionary,
+    train,
+)
 from s3_eventstore.s3.errors import is_precondition_failed, translate
 
 if TYPE_CHECKING:
@@ -33,62 +23,12 @@ if TYPE_CHECKING:
 
     from s3_eventstore.s3.store import S3EventStore
 
-__all__ = [
-    "DEFAULT_DICTIONARY_BYTES",
-    "TrainedDictionary",
-    "dictionary_id_of",
-    "fetch_dictionary",
-    "train_dictionary",
-]
+__all__ = ["DEFAULT_SAMPLE_THREADS", "fetch_dictionary", "train_dictionary"]
 
 logger = logging.getLogger("s3_eventstore")
 
-DEFAULT_DICTIONARY_BYTES: Final = 32 * 1024
-"""On the benchmark workload 16, 32, 64 and 110 KiB (zstd's default) all gave 25-26%
-smaller turns on held-out threads; the smallest near the best is cheapest to fetch."""
 DEFAULT_SAMPLE_THREADS: Final = 200
 """Threads sampled when none are named."""
-_MIN_SAMPLES: Final = 8
-"""zstd's trainer needs a handful of samples to find anything."""
-
-
-def dictionary_id_of(data: bytes) -> str:
-    """A dictionary's id: the first 32 hex digits of the SHA-256 of its bytes."""
-    return hashlib.sha256(data).hexdigest()[:32]
-
-
-@dataclass(frozen=True, slots=True)
-class TrainedDictionary:
-    """A zstd dictionary and its content-hash id."""
-
-    id: str
-    """First 32 hex digits of SHA-256 of :attr:`data`."""
-    data: bytes = field(repr=False)
-    """The dictionary as ``zstd --train`` would write it."""
-    zstd_dict: zstandard.ZstdCompressionDict = field(repr=False, compare=False)
-    """Ready for ``ZstdCompressor``/``ZstdDecompressor``."""
-
-    @classmethod
-    def from_bytes(
-        cls, data: bytes, *, key: str = "<memory>", expect_id: str | None = None
-    ) -> TrainedDictionary:
-        """Load a dictionary, checking its bytes against the id it was fetched by.
-
-        Raises:
-            CorruptObjectError: the bytes do not hash to ``expect_id``, or are not a zstd
-                dictionary.
-        """
-        dictionary_id = dictionary_id_of(data)
-        if expect_id is not None and dictionary_id != expect_id:
-            raise CorruptObjectError(
-                f"dictionary bytes hash to {dictionary_id}, not {expect_id}", key=key
-            )
-        try:
-            zstd_dict = zstandard.ZstdCompressionDict(data, dict_type=zstandard.DICT_TYPE_FULLDICT)
-            zstd_dict.dict_id()
-        except zstandard.ZstdError as err:
-            raise CorruptObjectError(f"not a zstd dictionary: {err}", key=key) from None
-        return cls(dictionary_id, data, zstd_dict)
 
 
 async def fetch_dictionary(store: S3EventStore, dictionary_id: str) -> TrainedDictionary:
@@ -140,23 +80,14 @@ async def train_dictionary(
         if sample_threads is not None
         else await _some_threads(store, max_threads)
     )
-    samples: list[bytes | bytearray | memoryview] = []
+    samples: list[bytes] = []
     for thread_id in threads:
         samples.extend(
             b"".join(event.to_json() + b"\n" for event in turn.events)
             for turn in await store.get_turns(thread_id)
             if turn.finished and turn.events
         )
-    if len(samples) < _MIN_SAMPLES:
-        raise ConfigurationError(
-            f"only {len(samples)} finished turn(s) to train on; need at least {_MIN_SAMPLES}"
-        )
-    try:
-        trained = zstandard.train_dictionary(size, samples, level=level)
-    except zstandard.ZstdError as err:
-        raise ConfigurationError(f"zstd could not train a dictionary: {err}") from None
-    data = trained.as_bytes()
-    dictionary = TrainedDictionary.from_bytes(data)
+    dictionary = train(samples, size=size, level=level)
     await _put_dictionary(store, dictionary)
     return dictionary.id
 

@@ -21,22 +21,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import struct
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 import zstandard
 
-from s3_eventstore.codec import (
+from s3_eventstore.errors import CorruptObjectError, IntegrityError, UnsupportedFormatError
+from s3_eventstore.format.keys import MAX_SEGMENT_EVENTS, SegmentName
+from s3_eventstore.format.manifest import (
     CODEC,
     MANIFEST_METADATA_KEY,
     METADATA_LIMIT_BYTES,
     TurnManifest,
     load_json_object,
 )
-from s3_eventstore.errors import CorruptObjectError, IntegrityError, UnsupportedFormatError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -44,17 +43,12 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_SEGMENT_BYTES",
     "INDEX_MAGIC",
-    "MAX_SEGMENT_EVENTS",
     "SEGMENT_FORMAT",
     "SegmentEntry",
     "SegmentIndex",
-    "SegmentIndexCache",
     "SegmentManifest",
-    "SegmentName",
     "build_segment",
     "frame_manifest",
-    "parse_segment_name",
-    "segment_name",
 ]
 
 SEGMENT_FORMAT: Final = 2
@@ -66,41 +60,8 @@ INDEX_HEADER_BYTES: Final = 8
 DEFAULT_MAX_SEGMENT_BYTES: Final = 16 << 20
 """Compressed bytes one segment may hold: large enough to make per-object fees vanish,
 small enough that rewriting or downloading one is cheap."""
-MAX_SEGMENT_EVENTS: Final = 99_999_999
-"""Events one segment may hold, so its name (8 digits of events) fits the 64 bytes the key
-layout keeps for object names in a thread folder."""
-_NAME = re.compile(r"seg-(\d{20})-(\d{20})-(0|[1-9]\d{0,7})\.jsonl\.zst")
 _INDEX_LIMIT_BYTES: Final = 256 << 20
 """A decompressed index larger than this is corruption (a bomb), not a segment."""
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentName:
-    """What a segment's object name says: its turn range and event count."""
-
-    first_turn: int
-    last_turn: int
-    events: int
-
-
-def segment_name(first_turn: int, last_turn: int, events: int) -> str:
-    """The object name of a segment (inside the thread folder).
-
-    A segment's content is fully determined by the immutable turns it holds, so its
-    name may carry what a reader needs to count events with a LIST alone.
-    """
-    if not 0 <= events <= MAX_SEGMENT_EVENTS:
-        raise ValueError(f"a segment holds at most {MAX_SEGMENT_EVENTS} events, not {events}")
-    return f"seg-{first_turn:020d}-{last_turn:020d}-{events}.jsonl.zst"
-
-
-def parse_segment_name(name: str) -> SegmentName | None:
-    """The parts of a segment object name, or ``None`` if ``name`` is not one."""
-    match = _NAME.fullmatch(name)
-    if match is None:
-        return None
-    first, last, events = (int(group) for group in match.groups())
-    return None if first > last else SegmentName(first, last, events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,57 +371,3 @@ def _entry(item: Any, *, key: str) -> SegmentEntry:
     except IntegrityError as err:
         raise type(err)(f"index entry: {str(err).removeprefix(key + ': ')}", key=key) from None
     return SegmentEntry(offset, length, manifest)
-
-
-class SegmentIndexCache:
-    """LRU of ``segment key -> (etag, index)``.
-
-    Segments are immutable, so an index read once stays true for as long as the object
-    with that ETag exists; the LIST every thread read starts with gives the ETag to check.
-    ``get_turn`` also looks indexes up by thread folder, to serve a compacted turn with a
-    single ranged GET.
-    """
-
-    def __init__(self, max_entries: int = 256) -> None:
-        self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[str, SegmentIndex]] = OrderedDict()
-
-    def get(self, key: str, etag: str) -> SegmentIndex | None:
-        """The index of ``key`` if cached for exactly this ``etag``."""
-        entry = self._entries.get(key)
-        if entry is None or entry[0] != etag:
-            return None
-        self._entries.move_to_end(key)
-        return entry[1]
-
-    def put(self, key: str, etag: str, index: SegmentIndex) -> None:
-        """Remember an index, evicting the least recently used beyond ``max_entries``."""
-        if self.max_entries <= 0:
-            return
-        self._entries[key] = (etag, index)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
-
-    def find_turn(
-        self, folder: str, turn: int
-    ) -> tuple[str, str, SegmentIndex, SegmentEntry] | None:
-        """A cached segment of the thread in ``folder`` holding ``turn``, lowest key first."""
-        for key in sorted(k for k in self._entries if k.startswith(folder)):
-            etag, index = self._entries[key]
-            entry = index.entry(turn)
-            if entry is not None:
-                return key, etag, index, entry
-        return None
-
-    def discard(self, key: str) -> None:
-        """Forget one segment (it was deleted or replaced)."""
-        self._entries.pop(key, None)
-
-    def discard_prefix(self, prefix: str) -> None:
-        """Forget every segment under ``prefix`` (a cleared thread)."""
-        for key in [k for k in self._entries if k.startswith(prefix)]:
-            del self._entries[key]
-
-    def __len__(self) -> int:
-        return len(self._entries)
