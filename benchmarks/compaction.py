@@ -105,10 +105,10 @@ async def thousand_turn_thread(server: EmbeddedS3Server, turns_per_thread: int) 
     result: dict[str, Any] = {"turns": len(turns), "thread": thread}
     for layout in ("uncompacted", "compacted"):
         async with store(server, f"bench/{layout}") as lister:
-            objects = await lister._list(lister.layout.thread_folder(thread))
+            objects = await lister.objects.list_all(lister.layout.thread_folder(thread))
         result[layout] = {
             "objects": len(objects),
-            "stored_bytes": sum(int(obj["Size"]) for obj in objects),
+            "stored_bytes": sum(obj.size for obj in objects),
             "reads": await read_costs(server, f"bench/{layout}", thread, len(turns) // 2),
         }
     result["compaction"] = {"report": report.to_dict(), "requests": compaction_requests}
@@ -128,16 +128,16 @@ async def large_thread(server: EmbeddedS3Server, megabytes: int) -> dict[str, An
                 await writer.append(thread, turn, make_event(sequence, delta=delta))
             await writer.finish_turn(thread, turn)
         folder = writer.layout.thread_folder(thread)
-        before = await writer._list(folder)
+        before = await writer.objects.list_all(folder)
         report = await compact(writer, thread)
-        after = await writer._list(folder)
-    stored = sum(int(obj["Size"]) for obj in after)
+        after = await writer.objects.list_all(folder)
+    stored = sum(obj.size for obj in after)
     return {
         "turn_objects_before": len(before),
         "compressed_mib": round(stored / MIB, 2),
         "objects_after": len(after),
         "bound_objects": -(-stored // DEFAULT_MAX_SEGMENT_BYTES),
-        "largest_segment_mib": round(max(int(obj["Size"]) for obj in after) / MIB, 3),
+        "largest_segment_mib": round(max(obj.size for obj in after) / MIB, 3),
         "segments_written": len(report.segments_written),
     }
 
@@ -233,7 +233,7 @@ async def main(quick: bool) -> dict[str, Any]:
     spec = WorkloadSpec()
     with EmbeddedS3Server() as server:
         async with store(server, "bench") as admin:
-            client = await admin._get_client()
+            client = await admin.objects.bounded_client()
             await client.create_bucket(Bucket=BUCKET)
         return {
             "thread_1000_turns": await thousand_turn_thread(server, 100 if quick else 1000),

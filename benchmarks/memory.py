@@ -108,9 +108,9 @@ async def main(endpoint, bucket, size, threshold):
         await store.finish_turn(thread, 1)
         finished_at = time.perf_counter()
         end = status()
-        listed = await store._list(store.layout.thread_folder(thread))
+        listed = await store.objects.list_all(store.layout.thread_folder(thread))
     print(json.dumps({"base": base, "end": end, "peak_reset": reset, "json_bytes": appended,
-                      "events": seq, "stored_bytes": sum(int(o["Size"]) for o in listed),
+                      "events": seq, "stored_bytes": sum(o.size for o in listed),
                       "append_seconds": appended_at - started,
                       "finish_seconds": finished_at - appended_at}))
 

@@ -31,7 +31,7 @@ async def run(ctx: Context) -> dict[str, Any]:
             latencies_ms.append((time.perf_counter() - began) * 1000)
         write_seconds = time.perf_counter() - started
         write = store.requests.snapshot()
-        listing = await store._list(store.layout.threads_root)
+        listing = await store.objects.list_all(store.layout.threads_root)
 
         thread = turns[0].thread_id
         thread_events = sum(len(t.events) for t in turns if t.thread_id == thread)
@@ -61,13 +61,13 @@ async def run(ctx: Context) -> dict[str, Any]:
 
     n_turns = len(turns)
     n_events = sum(len(t.events) for t in turns)
-    stored = sum(int(obj["Size"]) for obj in listing)
+    stored = sum(obj.size for obj in listing)
     json_bytes = sum(e.wire_size + 1 for t in turns for e in t.events)
     only_puts = write == {"PutObject": n_turns}
     ctx.shared["workload_stored_bytes"] = stored
     ctx.shared["workload_json_bytes"] = json_bytes
     ctx.shared["workload_objects"] = len(listing)
-    ctx.shared["workload_object_sizes"] = [int(obj["Size"]) for obj in listing]
+    ctx.shared["workload_object_sizes"] = [obj.size for obj in listing]
     ctx.shared["workload_events"] = n_events
     ctx.shared["workload_turns"] = n_turns
     ctx.shared["write_requests"] = write

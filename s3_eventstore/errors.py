@@ -29,6 +29,7 @@ __all__ = [
     "InvalidThreadIdError",
     "InvalidTurnError",
     "ObjectLockedError",
+    "PreconditionFailedError",
     "StorageError",
     "StorageThrottledError",
     "StorageUnavailableError",
@@ -209,6 +210,13 @@ class AccessDeniedError(StorageError, PermissionError):
 
 class BucketNotFoundError(StorageError):
     """The configured bucket does not exist."""
+
+
+class PreconditionFailedError(StorageError):
+    """A conditional request's condition did not hold (HTTP 412): a ``mode="create"`` PUT
+    found the key taken, or an ``If-Match`` ETag was no longer current. Callers of the
+    bucket seam give it a meaning (a turn already finished, a lost update); it is not
+    part of the package's top-level API."""
 
 
 class ObjectLockedError(StorageError):

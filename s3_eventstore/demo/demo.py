@@ -168,9 +168,9 @@ async def run_demo(
     report.read_seconds = time.perf_counter() - started
     report.read_requests = store.requests.snapshot()
 
-    listing = await store._list(store.layout.threads_root)
+    listing = await store.objects.list_all(store.layout.threads_root)
     report.objects = len(listing)
-    report.stored_bytes = sum(int(obj["Size"]) for obj in listing)
+    report.stored_bytes = sum(obj.size for obj in listing)
     if report.objects != report.turns_finished:
         report.mismatches.append(
             f"{report.objects} objects in the bucket for {report.turns_finished} finished turns"

@@ -6,7 +6,7 @@ lists keys in another order or mangles metadata breaks reads. :func:`run_doctor`
 each behaviour under ``{prefix}_doctor/{random}/`` and reports yes or no with what the
 endpoint answered, then deletes what it wrote. It never touches the store's threads.
 
-:func:`probe_conditional_put` is the cheap subset the store runs once before its first
+:func:`~s3_eventstore.s3.probe.probe_conditional_put` is the cheap subset the store runs once before its first
 write to a non-AWS endpoint (``S3EventStore(check_endpoint=...)``).
 """
 
@@ -17,18 +17,15 @@ import contextlib
 import hashlib
 import uuid
 from contextlib import AsyncExitStack
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Final
-
-import aiohttp
-from botocore.exceptions import BotoCoreError, ClientError
+from dataclasses import asdict, dataclass
+from typing import Any, Final
 
 from s3_eventstore.format.keys import normalise_prefix
-from s3_eventstore.s3.client import ClientSettings, open_client
+from s3_eventstore.s3.bucket import open_client
+from s3_eventstore.s3.config import ClientSettings
 from s3_eventstore.s3.errors import error_code, http_status, is_precondition_failed, translate
-
-if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+from s3_eventstore.s3.probe import DOCTOR_DIR, ProbeResult, probe_conditional_put
+from s3_eventstore.s3.probe import FAILURES as _FAILURES
 
 __all__ = [
     "DOCTOR_DIR",
@@ -39,15 +36,11 @@ __all__ = [
     "run_doctor",
 ]
 
-DOCTOR_DIR: Final = "_doctor/"
-"""Folder under the store prefix where probes write (outside ``threads/``)."""
 _ORDER_NAMES: Final = ("B", "a", "a-b", "a/b", "\u00e9", "\uff5e", "\U0001f600")
 """Names whose UTF-8 byte order differs from UTF-16 order (U+FF5E vs U+1F600) and from
 case-insensitive or locale order (``B`` before ``a``)."""
 _METADATA_VALUE: Final = '{"format":1,"thread_id":"t\\u00e9 \\"q\\" {x}","n":[1,2]}'
 """Shaped like a manifest: ASCII JSON with quotes, braces, backslashes and spaces."""
-_FAILURES: Final = (ClientError, BotoCoreError, aiohttp.ClientError, OSError, TimeoutError)
-"""What a request to a misbehaving endpoint raises: reported by the doctor, not raised."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,57 +95,6 @@ class DoctorReport:
         lines = [f"{'yes' if c.ok else 'no ':3}  {c.name}: {c.detail}" for c in self.checks]
         lines.append(f"{'yes' if self.cleaned_up else 'no ':3}  cleaned_up: {self.folder}")
         return "\n".join(lines)
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeResult:
-    """Whether the endpoint honours ``If-None-Match: *`` on PutObject."""
-
-    honoured: bool
-    """True when a second conditional PUT of the same key was refused with 412."""
-    detail: str
-    """What the endpoint answered."""
-    requests: dict[str, int] = field(default_factory=dict)
-    """Requests the probe sent, by operation (they are also in the store's counter)."""
-
-
-async def probe_conditional_put(client: Any, bucket: str, key: str) -> ProbeResult:
-    """PUT ``key`` twice with ``If-None-Match: *`` and delete it: is the second refused?
-
-    Raises:
-        StorageError: the endpoint could not be reached or refused the PUT for a reason
-            other than the condition (access denied, missing bucket).
-    """
-    requests: dict[str, int] = {}
-
-    async def call(operation: str, method: Callable[..., Awaitable[Any]], **params: Any) -> Any:
-        requests[operation] = requests.get(operation, 0) + 1
-        return await method(Bucket=bucket, Key=key, **params)
-
-    body = b"s3-eventstore conditional write probe\n"
-    try:
-        try:
-            await call("PutObject", client.put_object, Body=body, IfNoneMatch="*")
-        except _FAILURES as err:
-            if error_code(err) in ("NotImplemented", "InvalidArgument", "InvalidRequest"):
-                return ProbeResult(
-                    False, f"PutObject with If-None-Match: * refused: {error_code(err)}", requests
-                )
-            if not is_precondition_failed(err):  # 412: a leftover probe; condition honoured
-                raise translate(err, operation="PutObject", key=key) from err
-        try:
-            await call("PutObject", client.put_object, Body=body, IfNoneMatch="*")
-        except _FAILURES as err:
-            if is_precondition_failed(err):
-                return ProbeResult(True, "second PUT refused: 412 PreconditionFailed", requests)
-            raise translate(err, operation="PutObject", key=key) from err
-        return ProbeResult(
-            False, "second PUT with If-None-Match: * succeeded (the header is ignored)", requests
-        )
-    finally:
-        # Best effort: the probe key is tiny and outside threads/.
-        with contextlib.suppress(*_FAILURES):
-            await call("DeleteObject", client.delete_object)
 
 
 async def run_doctor(

@@ -42,7 +42,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from s3_eventstore.errors import ConfigurationError, ConflictingCopiesError
+from s3_eventstore.errors import (
+    ConfigurationError,
+    ConflictingCopiesError,
+    PreconditionFailedError,
+    StorageError,
+)
 from s3_eventstore.format.keys import MAX_SEGMENT_EVENTS
 from s3_eventstore.format.segment import (
     DEFAULT_MAX_SEGMENT_BYTES,
@@ -52,8 +57,7 @@ from s3_eventstore.format.segment import (
 )
 from s3_eventstore.format.stream import TRAILER_BYTES
 from s3_eventstore.identifiers import check_thread_id
-from s3_eventstore.s3.errors import is_precondition_failed, translate
-from s3_eventstore.s3.store import DELETE_BATCH_LIMIT, _claim, _Relist
+from s3_eventstore.s3.store import _claim, _Relist
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -247,27 +251,17 @@ async def _put_segment(
     key = store.layout.segment_key(
         thread_id, manifest.first_turn, manifest.last_turn, manifest.events
     )
-    store._check_owned(key)
-    client = await store._get_client()
     try:
-        response = await client.put_object(
-            Bucket=store.bucket,
-            Key=key,
-            Body=body,
-            IfNoneMatch="*",
-            ChecksumAlgorithm="SHA256",
-            ContentType="application/zstd",
-            Metadata=manifest.to_metadata(),
-        )
-        etag = str(response["ETag"])
-    except Exception as err:
-        if not is_precondition_failed(err):
-            raise translate(err, operation="PutObject", key=key) from err
-        try:
-            head = await client.head_object(Bucket=store.bucket, Key=key)
-        except Exception as head_err:
-            raise translate(head_err, operation="HeadObject", key=key) from head_err
-        existing = SegmentManifest.from_metadata(head.get("Metadata", {}), key=key)
+        etag = await store.objects.put(key, body, mode="create", metadata=manifest.to_metadata())
+    except PreconditionFailedError:
+        head = await store.objects.head(key)
+        if head is None:
+            raise StorageError(
+                f"HeadObject {key} failed: the segment vanished after a 412",
+                operation="HeadObject",
+                code="NoSuchKey",
+            ) from None
+        existing = SegmentManifest.from_metadata(head.metadata, key=key)
         if (existing.index_sha256, existing.stored_bytes) != (
             manifest.index_sha256,
             manifest.stored_bytes,
@@ -279,7 +273,7 @@ async def _put_segment(
                 other_key=key,
             ) from None
         logger.info("compaction: %s exists with the same content: done already", key)
-        etag = str(head.get("ETag", ""))
+        etag = head.etag
     index = SegmentIndex.parse(manifest, body[manifest.index_offset :], key=key)
     store._learn_index(key, etag, index)
     return key
@@ -287,11 +281,7 @@ async def _put_segment(
 
 async def _delete(store: S3EventStore, keys: list[str]) -> int:
     """DeleteObjects in batches of at most 1000 keys; returns how many were deleted."""
-    deleted: list[str] = []
-    for start in range(0, len(keys), DELETE_BATCH_LIMIT):
-        batch = keys[start : start + DELETE_BATCH_LIMIT]
-        deleted.extend(await store._delete_batch(batch, deleted, keys))
-    return len(deleted)
+    return await store.objects.delete_keys(keys)
 
 
 async def compact_threads(

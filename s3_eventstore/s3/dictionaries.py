@@ -8,19 +8,20 @@ The bytes side (training, loading, the content-hash id) is
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
-from s3_eventstore.errors import ConfigurationError, StorageError
+from s3_eventstore.errors import ConfigurationError, PreconditionFailedError, StorageError
 from s3_eventstore.format.dictionary import (
     DEFAULT_DICTIONARY_BYTES,
     TrainedDictionary,
     train,
 )
-from s3_eventstore.s3.errors import is_precondition_failed, translate
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from s3_eventstore.format.keys import KeyLayout
+    from s3_eventstore.s3.bucket import Bucket
     from s3_eventstore.s3.store import S3EventStore
 
 __all__ = ["DEFAULT_SAMPLE_THREADS", "fetch_dictionary", "train_dictionary"]
@@ -31,7 +32,9 @@ DEFAULT_SAMPLE_THREADS: Final = 200
 """Threads sampled when none are named."""
 
 
-async def fetch_dictionary(store: S3EventStore, dictionary_id: str) -> TrainedDictionary:
+async def fetch_dictionary(
+    bucket: Bucket, layout: KeyLayout, dictionary_id: str
+) -> TrainedDictionary:
     """GET a dictionary by id and verify it. One GetObject (callers cache the result).
 
     Raises:
@@ -39,11 +42,11 @@ async def fetch_dictionary(store: S3EventStore, dictionary_id: str) -> TrainedDi
         CorruptObjectError: its bytes do not match its id.
         StorageError: the GET failed.
     """
-    key = store.layout.dictionary_key(dictionary_id)
-    found = await store._get_object(key)
+    key = layout.dictionary_key(dictionary_id)
+    found = await bucket.get(key)
     if found is None:
         raise ConfigurationError(f"dictionary {dictionary_id} does not exist ({key})")
-    return TrainedDictionary.from_bytes(found[1], key=key, expect_id=dictionary_id)
+    return TrainedDictionary.from_bytes(found.body, key=key, expect_id=dictionary_id)
 
 
 async def train_dictionary(
@@ -94,20 +97,13 @@ async def train_dictionary(
 
 async def _put_dictionary(store: S3EventStore, dictionary: TrainedDictionary) -> None:
     key = store.layout.dictionary_key(dictionary.id)
-    client = await store._get_client()
     try:
-        await client.put_object(
-            Bucket=store.bucket,
-            Key=key,
-            Body=dictionary.data,
-            IfNoneMatch="*",
-            ChecksumAlgorithm="SHA256",
-            ContentType="application/octet-stream",
+        await store.objects.put(
+            key, dictionary.data, mode="create", content_type="application/octet-stream"
         )
-    except Exception as err:
-        if not is_precondition_failed(err):
-            raise translate(err, operation="PutObject", key=key) from err
-        existing = await fetch_dictionary(store, dictionary.id)  # content-addressed: same id
+    except PreconditionFailedError:
+        # content-addressed: same id
+        existing = await fetch_dictionary(store.objects, store.layout, dictionary.id)
         if existing.data != dictionary.data:  # same hash prefix, other bytes: never in practice
             raise StorageError(
                 f"{key} exists with other content", operation="PutObject", code="Conflict"
@@ -117,26 +113,14 @@ async def _put_dictionary(store: S3EventStore, dictionary: TrainedDictionary) ->
 
 async def _some_threads(store: S3EventStore, limit: int) -> list[str]:
     """The first ``limit`` thread ids under the prefix, from a delimited LIST of the shards."""
-    client = await store._get_client()
     threads: list[str] = []
-    token: str | None = None
-    root = store.layout.threads_root
-    while len(threads) < limit:
-        params: dict[str, Any] = {"Bucket": store.bucket, "Prefix": root, "MaxKeys": 1000}
-        if token:
-            params["ContinuationToken"] = token
-        try:
-            page = await client.list_objects_v2(**params)
-        except Exception as err:
-            raise translate(err, operation="ListObjectsV2", key=root) from err
-        for obj in page.get("Contents", []):
-            folder = str(obj["Key"]).rsplit("/", 1)[0] + "/"
-            thread_id = store.layout.thread_of_folder(folder)
+    if limit <= 0:
+        return threads
+    async for page in store.objects.list_objects(store.layout.threads_root):
+        for obj in page:
+            thread_id = store.layout.thread_of_folder(obj.key.rsplit("/", 1)[0] + "/")
             if thread_id is not None and thread_id not in threads:
                 threads.append(thread_id)
                 if len(threads) >= limit:
-                    break
-        if not page.get("IsTruncated"):
-            break
-        token = page.get("NextContinuationToken")
+                    return threads
     return threads

@@ -46,21 +46,21 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
-from s3_eventstore.errors import StorageError, TurnStreamingError
-from s3_eventstore.s3.errors import error_code, is_precondition_failed, translate
+from s3_eventstore.errors import PreconditionFailedError, StorageError, TurnStreamingError
+from s3_eventstore.s3.config import MIN_PART_BYTES
+from s3_eventstore.s3.errors import translate
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable
 
     from s3_eventstore.envelope import AgentEventEnvelope
     from s3_eventstore.format.manifest import TurnManifest
     from s3_eventstore.format.stream import TurnStreamEncoder
+    from s3_eventstore.s3.bucket import Bucket
     from s3_eventstore.s3.buffers import BufferBudget
 
 __all__ = ["MAX_PARTS", "MIN_PART_BYTES", "StreamedTurn"]
 
-MIN_PART_BYTES: Final = 5 * 1024 * 1024
-"""S3's minimum size of every part but the last."""
 MAX_PARTS: Final = 10_000
 """S3's maximum number of parts in one upload."""
 
@@ -76,8 +76,7 @@ class StreamedTurn:
         self,
         encoder: TurnStreamEncoder,
         *,
-        get_client: Callable[[], Awaitable[Any]],
-        bucket: str,
+        bucket: Bucket,
         key: str,
         part_bytes: int,
         max_parts_in_flight: int,
@@ -86,12 +85,12 @@ class StreamedTurn:
         self.encoder = encoder
         self.key = key
         self.bucket = bucket
+        """The bucket seam every request goes through."""
         self.upload_id: str | None = None
         """The multipart upload's id, once CreateMultipartUpload answered."""
         self.append_lock = asyncio.Lock()
         """Held by an append from its back-pressure wait to its ``add``, and by ``finish``:
         appends stay in call order and none lands after the payload is sealed."""
-        self._get_client = get_client
         self._part_bytes = part_bytes
         self._max_in_flight = max_parts_in_flight
         self._budget = budget
@@ -232,25 +231,13 @@ class StreamedTurn:
 
     async def _upload_pending(self) -> None:
         try:
-            client = await self._get_client()
             if self.upload_id is None:
-                self.upload_id = await self._create(client)
+                self.upload_id = await self.bucket.create_multipart(
+                    self.key, metadata=self.encoder.header.to_metadata()
+                )
             while self._pending and not self._stopping:
                 number, body = self._pending[0]
-                try:
-                    response = await client.upload_part(
-                        Bucket=self.bucket,
-                        Key=self.key,
-                        UploadId=self.upload_id,
-                        PartNumber=number,
-                        Body=body,
-                        ChecksumAlgorithm="SHA256",
-                    )
-                except Exception as err:
-                    raise translate(err, operation="UploadPart", key=self.key) from err
-                part = {"PartNumber": number, "ETag": response["ETag"]}
-                if response.get("ChecksumSHA256"):
-                    part["ChecksumSHA256"] = response["ChecksumSHA256"]
+                part = await self.bucket.upload_part(self.key, self.upload_id, number, body)
                 self._parts.append(part)
                 self._pending.popleft()
                 self._release(len(body))
@@ -263,19 +250,6 @@ class StreamedTurn:
         finally:
             self._running = False
             await self._notify()
-
-    async def _create(self, client: Any) -> str:
-        try:
-            response = await client.create_multipart_upload(
-                Bucket=self.bucket,
-                Key=self.key,
-                ContentType="application/zstd",
-                Metadata=self.encoder.header.to_metadata(),
-                ChecksumAlgorithm="SHA256",
-            )
-        except Exception as err:
-            raise translate(err, operation="CreateMultipartUpload", key=self.key) from err
-        return str(response["UploadId"])
 
     def _release(self, size: int) -> None:
         self._held -= size
@@ -310,21 +284,12 @@ class StreamedTurn:
             StorageError: the request failed (``code`` ``NoSuchUpload`` when the upload is
                 gone: completed by an earlier attempt, or aborted by someone else).
         """
-        client = await self._get_client()
         try:
-            response = await client.complete_multipart_upload(
-                Bucket=self.bucket,
-                Key=self.key,
-                UploadId=self.upload_id,
-                MultipartUpload={"Parts": self._parts},
-                IfNoneMatch="*",
-            )
-        except Exception as err:
-            if is_precondition_failed(err):
-                return None
-            raise translate(err, operation="CompleteMultipartUpload", key=self.key) from err
+            etag = await self.bucket.complete_multipart(self.key, self.upload_id, self._parts)
+        except PreconditionFailedError:
+            return None
         self._release(self._held)
-        return str(response["ETag"])
+        return etag
 
     async def stop(self) -> None:
         """Let the in-flight part request end and stop uploading (parts stay pending)."""
@@ -351,12 +316,4 @@ class StreamedTurn:
         await self._notify()
         if upload_id is None:
             return
-        client = await self._get_client()
-        try:
-            await client.abort_multipart_upload(
-                Bucket=self.bucket, Key=self.key, UploadId=upload_id
-            )
-        except Exception as err:
-            if error_code(err) == "NoSuchUpload":
-                return
-            raise translate(err, operation="AbortMultipartUpload", key=self.key) from err
+        await self.bucket.abort_multipart(self.key, upload_id)

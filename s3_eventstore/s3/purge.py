@@ -16,33 +16,15 @@ on such a bucket succeeds: adding a delete marker is allowed under Object Lock.)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING
 
 from s3_eventstore.errors import ObjectLockedError, StorageError
-from s3_eventstore.s3.errors import translate
+from s3_eventstore.s3.bucket import LIST_PAGE_LIMIT as PAGE_LIMIT
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from s3_eventstore.s3.bucket import Bucket, VersionRef
 
-__all__ = ["PurgeReport", "VersionRef", "purge_versions"]
-
-PAGE_LIMIT: Final = 1000
-"""Entries per ListObjectVersions page and per DeleteObjects request (S3's limits)."""
-
-
-@dataclass(frozen=True, slots=True)
-class VersionRef:
-    """One object version or delete marker."""
-
-    key: str
-    """The object key."""
-    version_id: str
-    """Its version id (``"null"`` for what was written before versioning was enabled)."""
-    delete_marker: bool
-    """True for a delete marker."""
-
-    def __str__(self) -> str:
-        return f"{self.key}?versionId={self.version_id}"
+__all__ = ["PurgeReport", "purge_versions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,80 +37,26 @@ class PurgeReport:
     """Delete markers deleted."""
 
 
-async def list_versions(client: Any, bucket: str, prefix: str) -> list[VersionRef]:
-    """Every version and delete marker under ``prefix``, following the page markers.
-
-    Raises:
-        StorageError: a LIST failed, or was truncated without markers.
-    """
-    refs: list[VersionRef] = []
-    params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": PAGE_LIMIT}
-    while True:
-        try:
-            page = await client.list_object_versions(**params)
-        except Exception as err:
-            raise translate(err, operation="ListObjectVersions", key=prefix) from err
-        refs.extend(
-            VersionRef(str(item["Key"]), str(item.get("VersionId") or "null"), False)
-            for item in page.get("Versions", [])
-        )
-        refs.extend(
-            VersionRef(str(item["Key"]), str(item.get("VersionId") or "null"), True)
-            for item in page.get("DeleteMarkers", [])
-        )
-        if not page.get("IsTruncated"):
-            return refs
-        key_marker = page.get("NextKeyMarker")
-        if not key_marker:
-            raise StorageError(
-                f"ListObjectVersions {prefix} was truncated without a key marker",
-                operation="ListObjectVersions",
-            )
-        params["KeyMarker"] = key_marker
-        params.pop("VersionIdMarker", None)
-        if page.get("NextVersionIdMarker"):
-            params["VersionIdMarker"] = page["NextVersionIdMarker"]
-
-
-async def purge_versions(
-    client: Any, bucket: str, prefix: str, *, check_owned: Callable[[str], None]
-) -> PurgeReport:
+async def purge_versions(bucket: Bucket, prefix: str) -> PurgeReport:
     """Delete every version and delete marker under ``prefix``.
 
-    ``check_owned`` is called on every key before anything is deleted, so a purge can
-    never reach outside the store's prefix.
+    The bucket refuses every key outside the prefix it owns before anything is deleted,
+    so a purge can never reach outside the store's prefix.
 
     Raises:
+        ConfigurationError: a listed key is outside the bucket's owned prefix.
         ObjectLockedError: Object Lock kept some versions; everything else was deleted.
         StorageError: a request failed, or versions could not be deleted for another
             reason.
     """
-    refs = await list_versions(client, bucket, prefix)
+    refs = await bucket.list_versions(prefix)
     for ref in refs:
-        check_owned(ref.key)
+        bucket.check_owned(ref.key)
     deleted: list[VersionRef] = []
     failed: dict[VersionRef, str] = {}
     for start in range(0, len(refs), PAGE_LIMIT):
         batch = refs[start : start + PAGE_LIMIT]
-        try:
-            # Not Quiet: the Deleted list says exactly which versions went. Error entries
-            # do not always name the version (moto omits it), so they only give the codes.
-            response = await client.delete_objects(
-                Bucket=bucket,
-                Delete={
-                    "Objects": [{"Key": ref.key, "VersionId": ref.version_id} for ref in batch],
-                    "Quiet": False,
-                },
-            )
-        except Exception as err:
-            raise translate(err, operation="DeleteObjects", key=batch[0].key) from err
-        gone = {
-            (str(item.get("Key")), str(item.get("VersionId") or "null"))
-            for item in response.get("Deleted", [])
-        }
-        error_codes = {
-            str(error.get("Key")): str(error.get("Code")) for error in response.get("Errors", [])
-        }
+        gone, error_codes = await bucket.delete_versions(batch)
         for ref in batch:
             if (ref.key, ref.version_id) in gone:
                 deleted.append(ref)

@@ -20,11 +20,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import re
 import time
-import uuid
 from collections import OrderedDict
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 from urllib.parse import urlparse
@@ -35,14 +32,13 @@ from s3_eventstore.errors import (
     ConflictingCopiesError,
     CorruptObjectError,
     IntegrityError,
-    ObjectLockedError,
+    PreconditionFailedError,
     StorageError,
     TurnAlreadyFinishedError,
     TurnFinishedError,
     TurnStreamingError,
-    UnsafeEndpointError,
 )
-from s3_eventstore.format.keys import SEGMENT_PREFIX, KeyLayout, SegmentName
+from s3_eventstore.format.keys import SEGMENT_PREFIX, SegmentName
 from s3_eventstore.format.manifest import TurnManifest
 from s3_eventstore.format.segment import (
     DEFAULT_MAX_SEGMENT_BYTES,
@@ -61,20 +57,26 @@ from s3_eventstore.format.stream import (
 from s3_eventstore.format.turn import EncodedTurn, TurnCodec
 from s3_eventstore.identifiers import check_thread_id, check_turn
 from s3_eventstore.memory import check_envelope
+from s3_eventstore.s3.bucket import Bucket, ListedObject
 from s3_eventstore.s3.buffers import BufferBudget, OpenTurn, OpenTurnInfo
 from s3_eventstore.s3.cache import ManifestCache, SegmentIndexCache
-from s3_eventstore.s3.client import ClientSettings, open_client
-from s3_eventstore.s3.errors import is_not_found, is_precondition_failed, translate
+from s3_eventstore.s3.config import (
+    DEFAULT_MAX_BUFFER_BYTES,
+    DEFAULT_MAX_TURN_BUFFER_BYTES,
+    DEFAULT_PART_BYTES,
+    StoreConfig,
+)
 from s3_eventstore.s3.metrics import RequestCounter
-from s3_eventstore.s3.multipart import MIN_PART_BYTES, StreamedTurn
+from s3_eventstore.s3.multipart import StreamedTurn
+from s3_eventstore.s3.probe import EndpointProbe
 from s3_eventstore.store import EventStore, check_offset
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
     from s3_eventstore.format.dictionary import TrainedDictionary
-    from s3_eventstore.ops.doctor import ProbeResult
     from s3_eventstore.s3.compaction import CompactionReport
+    from s3_eventstore.s3.probe import ProbeResult
     from s3_eventstore.s3.purge import PurgeReport
     from s3_eventstore.s3.verify import VerifyReport
 
@@ -82,25 +84,13 @@ __all__ = ["S3EventStore"]
 
 logger = logging.getLogger("s3_eventstore")
 
-LIST_PAGE_LIMIT: Final = 1000
-"""S3 returns at most 1000 keys per LIST page; never assume more."""
-DELETE_BATCH_LIMIT: Final = 1000
-"""S3 accepts at most 1000 keys per DeleteObjects request (moto does not enforce it)."""
 ENCODE_IN_THREAD_BYTES: Final = 1 << 20
 """Turns larger than this are compressed on a worker thread to keep the event loop live."""
-DEFAULT_MAX_TURN_BUFFER_BYTES: Final = 8 << 20
-"""A turn buffering this many bytes of JSON lines is streamed to S3 from then on."""
-DEFAULT_MAX_BUFFER_BYTES: Final = 256 << 20
-"""Bytes all open turns of one store may hold in memory before ``append`` refuses."""
-DEFAULT_PART_BYTES: Final = 8 << 20
-"""Compressed bytes per multipart part of a streamed turn (S3 needs >= 5 MiB)."""
 _RELIST_ATTEMPTS: Final = 5
 """Reads list a thread again at most this many times when listed objects keep vanishing."""
 _INDEX_TAIL_BYTES: Final = 256 * 1024
 """A segment's index is read with one ranged GET of this many bytes from its end (the
 response's metadata says where the index starts; a larger index needs a second GET)."""
-_LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
-_BUCKET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]")
 _T = TypeVar("_T")
 
 
@@ -273,29 +263,33 @@ class S3EventStore(EventStore):
         allow_unsafe_endpoint: bool = False,
         dictionary_id: str | None = None,
     ) -> None:
-        if not isinstance(bucket, str) or not _BUCKET_NAME.fullmatch(bucket):
-            raise ConfigurationError(f"{bucket!r} is not a valid bucket name")
-        if type(read_concurrency) is not int or read_concurrency < 1:
-            raise ConfigurationError("read_concurrency must be a positive int")
-        if retry_mode not in ("standard", "adaptive", "legacy"):
-            raise ConfigurationError(f"unknown retry_mode {retry_mode!r}")
-        if type(max_attempts) is not int or max_attempts < 1:
-            raise ConfigurationError("max_attempts must be a positive int")
-        if operation_timeout is not None and (
-            isinstance(operation_timeout, bool)
-            or not isinstance(operation_timeout, int | float)
-            or not 0 < operation_timeout < float("inf")
-        ):
-            raise ConfigurationError("operation_timeout must be a positive number of seconds")
+        config = StoreConfig.from_options(
+            bucket,
+            prefix,
+            endpoint_url=endpoint_url,
+            region_name=region_name,
+            profile_name=profile_name,
+            compression_level=compression_level,
+            read_concurrency=read_concurrency,
+            manifest_cache_size=manifest_cache_size,
+            max_attempts=max_attempts,
+            retry_mode=retry_mode,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            addressing_style=addressing_style,
+            operation_timeout=operation_timeout,
+            max_turn_buffer_bytes=max_turn_buffer_bytes,
+            max_buffer_bytes=max_buffer_bytes,
+            multipart_part_bytes=multipart_part_bytes,
+            max_parts_in_flight=max_parts_in_flight,
+            check_endpoint=check_endpoint,
+            allow_unsafe_endpoint=allow_unsafe_endpoint,
+            dictionary_id=dictionary_id,
+        )
+        self.config = config
+        """The validated configuration, grouped."""
         self.operation_timeout = operation_timeout
-        for name, value, least in (
-            ("max_turn_buffer_bytes", max_turn_buffer_bytes, 1),
-            ("max_buffer_bytes", max_buffer_bytes, 1),
-            ("multipart_part_bytes", multipart_part_bytes, MIN_PART_BYTES),
-            ("max_parts_in_flight", max_parts_in_flight, 1),
-        ):
-            if type(value) is not int or value < least:
-                raise ConfigurationError(f"{name} must be an int >= {least}, not {value!r}")
+        """Bound on the total time of one S3 call, retries included (``None``: unbounded)."""
         self.max_turn_buffer_bytes = max_turn_buffer_bytes
         """JSON-line bytes one turn buffers before it is streamed to S3."""
         self.multipart_part_bytes = multipart_part_bytes
@@ -303,39 +297,25 @@ class S3EventStore(EventStore):
         self.max_parts_in_flight = max_parts_in_flight
         """Parts of one streamed turn waiting for upload before appends wait."""
         self._budget = BufferBudget(max_buffer_bytes)
-        self._check_endpoint = check_endpoint
-        self._allow_unsafe_endpoint = allow_unsafe_endpoint
-        self._probe_lock = asyncio.Lock()
-        self.endpoint_probe: ProbeResult | None = None
-        """The conditional-write probe's result once it ran (see ``check_endpoint``)."""
-        """Bound on the total time of one S3 call, retries included (``None``: unbounded)."""
-        try:
-            self._codec = TurnCodec(compression_level)
-        except ValueError as err:
-            raise ConfigurationError(str(err)) from None
+        self._codec = TurnCodec(compression_level)
         self.bucket = bucket
-        self.layout = KeyLayout.for_prefix(prefix)
+        self.layout = config.layout
         self.read_concurrency = read_concurrency
         self.requests = RequestCounter()
         """HTTP requests this store's client sent, by operation (retries included)."""
-        self._settings = ClientSettings(
-            endpoint_url=endpoint_url,
-            region_name=region_name,
-            profile_name=profile_name,
-            max_attempts=max_attempts,
-            retry_mode=retry_mode,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            max_pool_connections=max(64, read_concurrency * 2),
-            addressing_style=addressing_style,
-        )
+        self._settings = config.client
         self._session = session
-        self._client: Any = client
-        self._borrowed = client is not None
-        if client is not None:
-            self.requests.attach(client)
-        self._stack: AsyncExitStack | None = None
-        self._client_lock = asyncio.Lock()
+        self.objects = Bucket(
+            bucket,
+            owned_prefix=self.layout.prefix,
+            settings=config.client,
+            client=client,
+            session=session,
+            operation_timeout=operation_timeout,
+            requests=self.requests,
+        )
+        """The bucket seam: every request this store makes goes through it."""
+        self._probe = EndpointProbe(self.objects, self.layout.prefix, config.endpoint_check)
         self._open: dict[str, dict[int, OpenTurn]] = {}
         self._finished: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._finished_limit = max(manifest_cache_size, 1024)
@@ -343,8 +323,6 @@ class S3EventStore(EventStore):
         self._segment_indexes = SegmentIndexCache()
         self._dictionaries: dict[str, TrainedDictionary] = {}
         self._dictionary_lock = asyncio.Lock()
-        if dictionary_id is not None:
-            self.layout.dictionary_key(dictionary_id)  # refuse a malformed id now
         self.dictionary_id = dictionary_id
         """The dictionary new turns are compressed with (``None``: plain zstd)."""
 
@@ -380,7 +358,7 @@ class S3EventStore(EventStore):
         Raises:
             StorageError: the client could not be created.
         """
-        await self._get_client()
+        await self.objects.open()
 
     async def close(self) -> None:
         """Close the client if this store created it. Open turns are kept in memory.
@@ -397,36 +375,7 @@ class S3EventStore(EventStore):
             for open_turn in list(turns.values()):
                 if open_turn.stream is not None:
                     await open_turn.stream.stop()
-        if self._stack is not None:
-            stack, self._stack = self._stack, None
-            self._client = None
-            await stack.aclose()
-
-    async def _get_client(self) -> Any:
-        if self._client is not None:
-            return self._bounded(self._client)
-        async with self._client_lock:
-            if self._client is None:
-                stack = AsyncExitStack()
-                try:
-                    client = await open_client(self._settings, stack, self._session)
-                except Exception as err:
-                    await stack.aclose()
-                    raise translate(err, operation="CreateClient") from err
-                self.requests.attach(client)
-                self._stack, self._client = stack, client
-        return self._bounded(self._client)
-
-    def _bounded(self, client: Any) -> Any:
-        """``client`` with each API call bounded by ``operation_timeout``, retries included.
-
-        Every S3 call goes through :meth:`_get_client`, so bounding here covers them all
-        without touching a call site. Expiry surfaces as a builtin ``TimeoutError`` inside
-        the call, which :func:`translate` turns into ``StorageUnavailableError``.
-        """
-        if self.operation_timeout is None:
-            return client
-        return _DeadlineClient(client, self.operation_timeout)
+        await self.objects.close()
 
     @property
     def buffered_bytes(self) -> int:
@@ -436,7 +385,7 @@ class S3EventStore(EventStore):
     @property
     def client(self) -> Any:
         """The aiobotocore client in use (``None`` before the first request)."""
-        return self._client
+        return self.objects.client
 
     # --- write path -------------------------------------------------------------------
 
@@ -468,7 +417,7 @@ class S3EventStore(EventStore):
         if open_turn is not None and open_turn.sealing is None and open_turn.stream is None:
             # The hot path, inlined: an agent appends thousands of deltas per turn, and
             # buffering must cost about what a list append does (see benchmarks/).
-            size = len(envelope._raw) + 1  # wire_size without a property call
+            size = envelope.wire_size + 1
             budget = self._budget
             if (
                 open_turn.buffered_bytes + size < self.max_turn_buffer_bytes
@@ -508,11 +457,10 @@ class S3EventStore(EventStore):
             open_turn.thread_id, open_turn.turn, level=self._codec.level, writer=open_turn.writer
         )
         key = self.layout.turn_key(open_turn.thread_id, open_turn.turn)
-        self._check_owned(key)
+        self.objects.check_owned(key)
         return StreamedTurn(
             encoder,
-            get_client=self._get_client,
-            bucket=self.bucket,
+            bucket=self.objects,
             key=key,
             part_bytes=self.multipart_part_bytes,
             max_parts_in_flight=self.max_parts_in_flight,
@@ -587,7 +535,7 @@ class S3EventStore(EventStore):
         open_turn = await self._seal(thread_id, turn, key)
         assert open_turn.sealing is not None
         try:
-            await self._probe_before_write()
+            await self._probe.before_write()
             if open_turn.stream is not None:
                 etag, manifest = await self._complete_stream(key, open_turn, open_turn.stream)
             else:
@@ -643,7 +591,7 @@ class S3EventStore(EventStore):
             if dictionary is None:
                 from s3_eventstore.s3.dictionaries import fetch_dictionary
 
-                dictionary = await fetch_dictionary(self, self.dictionary_id)
+                dictionary = await fetch_dictionary(self.objects, self.layout, self.dictionary_id)
                 self._dictionaries[dictionary.id] = dictionary
             self._codec = TurnCodec(self._codec.level, dictionary)
         events = tuple(open_turn.events)
@@ -694,23 +642,13 @@ class S3EventStore(EventStore):
 
     async def _put_turn(self, key: str, encoded: EncodedTurn, open_turn: OpenTurn) -> str:
         """PUT with If-None-Match; returns the ETag, or raises TurnAlreadyFinishedError."""
-        self._check_owned(key)
-        client = await self._get_client()
         for _ in range(3):
             try:
-                response = await client.put_object(
-                    Bucket=self.bucket,
-                    Key=key,
-                    Body=encoded.body,
-                    IfNoneMatch="*",
-                    ChecksumAlgorithm="SHA256",
-                    ContentType="application/zstd",
-                    Metadata=encoded.metadata,
+                return await self.objects.put(
+                    key, encoded.body, mode="create", metadata=encoded.metadata
                 )
-                return str(response["ETag"])
-            except Exception as err:
-                if not is_precondition_failed(err):
-                    raise translate(err, operation="PutObject", key=key) from err
+            except PreconditionFailedError:
+                pass
             existing = await self._head_manifest(key, strict=False)
             if existing is None:
                 continue  # deleted since the 412 (a concurrent clear): try the PUT again
@@ -727,12 +665,6 @@ class S3EventStore(EventStore):
         raise StorageError(
             f"PutObject {key} kept meeting a vanishing object", operation="PutObject"
         )
-
-    def _check_owned(self, key: str) -> None:
-        # Defence in depth: every key comes from the layout, but a write outside the
-        # prefix must be impossible, not merely unlikely.
-        if not key.startswith(self.layout.threads_root):
-            raise ConfigurationError(f"refusing to write {key!r} outside {self.url}")
 
     # --- open turn management ---------------------------------------------------------
 
@@ -1134,28 +1066,24 @@ class S3EventStore(EventStore):
         else in its folder is skipped (and logged)."""
         folder = self.layout.thread_folder(thread_id)
         listed: list[_Listed] = []
-        others: list[dict[str, Any]] = []
+        others: list[ListedObject] = []
         for obj in await self._list(folder):
-            turn = self.layout.parse_turn_key(obj["Key"], thread_id)
+            turn = self.layout.parse_turn_key(obj.key, thread_id)
             if turn is None:
                 others.append(obj)
                 continue
-            listed.append(_Listed(turn, obj["Key"], str(obj.get("ETag", "")), int(obj["Size"])))
+            listed.append(_Listed(turn, obj.key, obj.etag, obj.size))
         listed.sort(key=lambda item: item.turn)  # keys sort by turn already; do not rely on it
         return listed, self._parse_segments(others, thread_id)
 
-    def _parse_segments(
-        self, objects: list[dict[str, Any]], thread_id: str
-    ) -> list[_ListedSegment]:
+    def _parse_segments(self, objects: list[ListedObject], thread_id: str) -> list[_ListedSegment]:
         segments: list[_ListedSegment] = []
         for obj in objects:
-            name = self.layout.parse_segment_key(obj["Key"], thread_id)
+            name = self.layout.parse_segment_key(obj.key, thread_id)
             if name is None:
-                logger.warning("skipping %s: not a turn object of this store", obj["Key"])
+                logger.warning("skipping %s: not a turn object of this store", obj.key)
                 continue
-            segments.append(
-                _ListedSegment(obj["Key"], str(obj.get("ETag", "")), int(obj["Size"]), name)
-            )
+            segments.append(_ListedSegment(obj.key, obj.etag, obj.size, name))
         segments.sort(key=lambda segment: segment.key)
         return segments
 
@@ -1169,35 +1097,12 @@ class S3EventStore(EventStore):
             StorageError: a LIST failed (after the client's retries), or S3 truncated a
                 page without a continuation token.
         """
-        client = await self._get_client()
-        token: str | None = None
-        while True:
-            params: dict[str, Any] = {
-                "Bucket": self.bucket,
-                "Prefix": prefix,
-                "MaxKeys": LIST_PAGE_LIMIT,
-            }
-            if delimiter is not None:
-                params["Delimiter"] = delimiter
-            if token:
-                params["ContinuationToken"] = token
-            try:
-                page = await client.list_objects_v2(**params)
-            except Exception as err:
-                raise translate(err, operation="ListObjectsV2", key=prefix) from err
+        async for page in self.objects.list_pages(prefix, delimiter=delimiter):
             yield page
-            if not page.get("IsTruncated"):
-                return
-            token = page.get("NextContinuationToken")
-            if not token:
-                raise StorageError(
-                    f"ListObjectsV2 {prefix} was truncated without a continuation token",
-                    operation="ListObjectsV2",
-                )
 
-    async def _list(self, prefix: str) -> list[dict[str, Any]]:
+    async def _list(self, prefix: str) -> list[ListedObject]:
         """Every object under ``prefix``, following continuation tokens page by page."""
-        return [obj async for page in self.list_pages(prefix) for obj in page.get("Contents", [])]
+        return await self.objects.list_all(prefix)
 
     async def _fetch(
         self, key: str, thread_id: str, turn: int
@@ -1212,43 +1117,14 @@ class S3EventStore(EventStore):
         self._remember_finished(thread_id, turn)
         return tuple(events)
 
-    async def _get_object(
-        self, key: str, *, byte_range: tuple[int, int] | None = None, if_match: str | None = None
-    ) -> tuple[dict[str, Any], bytes] | None:
-        """GET an object (or bytes ``start..end-1`` of it): ``(response, body)``; ``None`` when
-        it does not exist or, with ``if_match``, when another version replaced it.
-
-        Raises:
-            StorageError: the GET failed.
-        """
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
-        if byte_range is not None:
-            # An explicit range, not the suffix form "bytes=-N": some S3-compatible servers
-            # (s3rver) answer suffix ranges wrongly.
-            params["Range"] = f"bytes={byte_range[0]}-{byte_range[1] - 1}"
-        if if_match is not None:
-            params["IfMatch"] = if_match
-        client = await self._get_client()
-        try:
-            response = await client.get_object(**params)
-            async with response["Body"] as stream:
-                body = bytes(await stream.read())
-        except Exception as err:
-            if is_not_found(err) or (if_match is not None and is_precondition_failed(err)):
-                return None
-            raise translate(err, operation="GetObject", key=key) from err
-        return response, body
-
     async def _fetch_object(self, key: str) -> tuple[bytes, str, TurnManifest, bool] | None:
         """GET one turn object: body, ETag, manifest (not yet verified against the body) and
         whether it is streamed (its body ends with the manifest trailer)."""
-        found = await self._get_object(key)
+        found = await self.objects.get(key)
         if found is None:
             return None
-        response, body = found
-        metadata = response.get("Metadata", {})
-        manifest = read_manifest(metadata, body, key=key)
-        return body, str(response.get("ETag", "")), manifest, is_streamed(metadata)
+        manifest = read_manifest(found.metadata, found.body, key=key)
+        return found.body, found.etag, manifest, is_streamed(found.metadata)
 
     async def _decode(
         self, body: bytes, manifest: TurnManifest, key: str, thread_id: str, turn: int
@@ -1275,7 +1151,7 @@ class S3EventStore(EventStore):
             from s3_eventstore.s3.dictionaries import fetch_dictionary
 
             try:
-                cached = await fetch_dictionary(self, dictionary_id)
+                cached = await fetch_dictionary(self.objects, self.layout, dictionary_id)
             except ConfigurationError as err:  # a manifest naming a missing dictionary
                 raise CorruptObjectError(
                     str(err), key=self.layout.dictionary_key(dictionary_id)
@@ -1296,11 +1172,11 @@ class S3EventStore(EventStore):
         self, segment: _ListedSegment, thread_id: str
     ) -> tuple[SegmentIndex, list[tuple[AgentEventEnvelope, ...]]] | None:
         """GET a whole segment, verify its index and every turn; ``None`` if it is gone."""
-        found = await self._get_object(segment.key)
+        found = await self.objects.get(segment.key)
         if found is None:
             return None
-        response, body = found
-        manifest = SegmentManifest.from_metadata(response.get("Metadata", {}), key=segment.key)
+        body = found.body
+        manifest = SegmentManifest.from_metadata(found.metadata, key=segment.key)
         manifest.check_name(segment.name, thread_id, key=segment.key)
         if len(body) != manifest.stored_bytes:
             raise CorruptObjectError(
@@ -1308,7 +1184,7 @@ class S3EventStore(EventStore):
                 key=segment.key,
             )
         index = SegmentIndex.parse(manifest, body[manifest.index_offset :], key=segment.key)
-        self._learn_index(segment.key, str(response.get("ETag", "")), index)
+        self._learn_index(segment.key, found.etag, index)
         events = await self._decode_frames(segment.key, body, 0, index.entries, thread_id)
         return index, events
 
@@ -1366,15 +1242,15 @@ class S3EventStore(EventStore):
     ) -> tuple[bytes, dict[str, str]] | None:
         """Bytes ``start..end-1`` of the object version with ``etag`` and its metadata;
         ``None`` when it is gone or another version replaced it."""
-        found = await self._get_object(key, byte_range=(start, end), if_match=etag)
+        found = await self.objects.get(key, byte_range=(start, end), if_match=etag)
         if found is None:
             return None
-        response, data = found
-        if len(data) != end - start:
+        if len(found.body) != end - start:
             raise CorruptObjectError(
-                f"ranged GET of bytes {start}..{end - 1} returned {len(data)} bytes", key=key
+                f"ranged GET of bytes {start}..{end - 1} returned {len(found.body)} bytes",
+                key=key,
             )
-        return data, dict(response.get("Metadata", {}))
+        return found.body, found.metadata
 
     async def _decode_frames(
         self,
@@ -1419,22 +1295,16 @@ class S3EventStore(EventStore):
     ) -> tuple[str, TurnManifest | None] | None:
         """HEAD one object: ``(etag, manifest)``, ``None`` if absent. A malformed manifest
         raises when ``strict``, else yields ``(etag, None)``."""
-        client = await self._get_client()
-        try:
-            response = await client.head_object(Bucket=self.bucket, Key=key)
-        except Exception as err:
-            if is_not_found(err):
-                return None
-            raise translate(err, operation="HeadObject", key=key) from err
-        etag = str(response.get("ETag", ""))
-        metadata = response.get("Metadata", {})
+        head = await self.objects.head(key)
+        if head is None:
+            return None
+        etag, metadata = head.etag, head.metadata
         try:
             header = StreamHeader.from_metadata(metadata, key=key)
             if header is None:
                 manifest = TurnManifest.from_metadata(metadata, key=key)
             else:
-                size = int(response.get("ContentLength", 0))
-                trailer = await self._trailer(key, etag, size)
+                trailer = await self._trailer(key, etag, head.size)
                 manifest = header.manifest_from_trailer(trailer, key=key)
         except IntegrityError:
             if strict:
@@ -1445,7 +1315,7 @@ class S3EventStore(EventStore):
 
     async def _trailer(self, key: str, etag: str, size: int) -> bytes:
         """The last TRAILER_BYTES of a streamed object, of the version whose ETag is known."""
-        found = await self._get_object(
+        found = await self.objects.get(
             key, byte_range=(max(0, size - TRAILER_BYTES), size), if_match=etag
         )
         if found is None:
@@ -1454,7 +1324,7 @@ class S3EventStore(EventStore):
                 operation="GetObject",
                 code="NoSuchKey",
             )
-        return found[1]
+        return found.body
 
     # --- compaction -------------------------------------------------------------------
 
@@ -1511,11 +1381,8 @@ class S3EventStore(EventStore):
             StorageError: a request failed.
         """
         folder = self.layout.thread_folder(check_thread_id(thread_id))
-        keys = [obj["Key"] for obj in await self._list(folder)]
-        deleted: list[str] = []
-        for start in range(0, len(keys), DELETE_BATCH_LIMIT):
-            batch = keys[start : start + DELETE_BATCH_LIMIT]
-            deleted.extend(await self._delete_batch(batch, deleted, keys))
+        keys = [obj.key for obj in await self._list(folder)]
+        await self.objects.delete_keys(keys)
         await self._forget_thread(thread_id, folder)
 
     async def _forget_thread(self, thread_id: str, folder: str) -> None:
@@ -1546,25 +1413,22 @@ class S3EventStore(EventStore):
             StorageError: a request failed.
         """
         folder = self.layout.thread_folder(check_thread_id(thread_id))
-        client = await self._get_client()
         try:
             from s3_eventstore.s3.purge import purge_versions  # operators' tool: load on use
 
-            return await purge_versions(client, self.bucket, folder, check_owned=self._check_owned)
+            return await purge_versions(self.objects, folder)
         finally:
             await self._forget_thread(thread_id, folder)
 
     # --- endpoint check ---------------------------------------------------------------
 
+    @property
+    def endpoint_probe(self) -> ProbeResult | None:
+        """The conditional-write probe's result once it ran (see ``check_endpoint``)."""
+        return self._probe.result
+
     def _wants_probe(self) -> bool:
-        if self._check_endpoint is not None:
-            return self._check_endpoint
-        endpoint = self._settings.endpoint_url
-        if endpoint is None:
-            return False  # AWS (a borrowed client's endpoint is its owner's choice)
-        host = (urlparse(endpoint).hostname or "").lower()
-        aws = host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
-        return not aws and host not in _LOOPBACK_HOSTS
+        return self._probe.wanted()
 
     async def probe_endpoint(self) -> ProbeResult:
         """Check now, once per store, that the endpoint honours ``If-None-Match: *``.
@@ -1577,103 +1441,4 @@ class S3EventStore(EventStore):
         Raises:
             StorageError: the probe could not run (it is tried again next time).
         """
-        async with self._probe_lock:
-            if self.endpoint_probe is None:
-                from s3_eventstore.ops.doctor import DOCTOR_DIR, probe_conditional_put
-
-                key = f"{self.layout.prefix}{DOCTOR_DIR}probe-{uuid.uuid4().hex}"
-                client = await self._get_client()
-                self.endpoint_probe = await probe_conditional_put(client, self.bucket, key)
-                if not self.endpoint_probe.honoured:
-                    logger.warning(
-                        "endpoint %s ignores If-None-Match: %s",
-                        self._settings.endpoint_url,
-                        self.endpoint_probe.detail,
-                    )
-            return self.endpoint_probe
-
-    async def _probe_before_write(self) -> None:
-        if self.endpoint_probe is None and not self._wants_probe():
-            return
-        probe = await self.probe_endpoint()
-        if probe.honoured or self._allow_unsafe_endpoint:
-            return
-        raise UnsafeEndpointError(
-            f"endpoint {self._settings.endpoint_url} does not honour If-None-Match: * "
-            f"({probe.detail}): two writers of one turn could overwrite each other, so the "
-            f"store refuses to write; pass allow_unsafe_endpoint=True to write anyway",
-            operation="PutObject",
-            code="IfNoneMatchIgnored",
-        )
-
-    async def _delete_batch(
-        self, batch: list[str], deleted_so_far: list[str], all_keys: list[str]
-    ) -> list[str]:
-        for key in batch:
-            self._check_owned(key)
-        client = await self._get_client()
-        try:
-            response = await client.delete_objects(
-                Bucket=self.bucket,
-                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},
-            )
-        except Exception as err:
-            raise translate(err, operation="DeleteObjects", key=batch[0]) from err
-        errors = response.get("Errors", [])
-        if not errors:
-            return batch
-        failed = {error.get("Key") for error in errors}
-        done = deleted_so_far + [key for key in batch if key not in failed]
-        not_done = [key for key in all_keys if key not in set(done)]
-        codes = sorted({str(error.get("Code")) for error in errors})
-        message = (
-            f"DeleteObjects could not delete {len(failed)} object(s) ({', '.join(codes)}); "
-            f"deleted {len(done)}, kept {len(not_done)}"
-        )
-        if "AccessDenied" in codes:
-            raise ObjectLockedError(
-                message + " - Object Lock retention or a policy protects them",
-                deleted=done,
-                not_deleted=not_done,
-            )
-        raise StorageError(message, operation="DeleteObjects", code=codes[0])
-
-
-class _DeadlineClient:
-    """An S3 client whose awaitable calls each end within ``timeout`` seconds.
-
-    botocore bounds one attempt (connect and read timeouts) and the number of attempts,
-    but not their sum with backoff: a caller with a deadline needs the sum bounded.
-    """
-
-    __slots__ = ("_client", "_timeout")
-
-    def __init__(self, client: Any, timeout: float) -> None:
-        self._client = client
-        self._timeout = timeout
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._client, name)
-        if name.startswith("_") or not callable(attr):
-            return attr
-        timeout = self._timeout
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            result = attr(*args, **kwargs)
-            # Coroutines only: botocore's synchronous helpers (meta, paginators) pass through.
-            return _within(result, timeout) if asyncio.iscoroutine(result) else result
-
-        return call
-
-
-async def _within(awaitable: Awaitable[_T], seconds: float) -> _T:
-    deadline = asyncio.timeout(seconds)
-    try:
-        async with deadline:
-            return await awaitable
-    except TimeoutError as err:
-        if not deadline.expired():
-            raise  # a timeout of the call itself, not of the operation deadline
-        raise TimeoutError(
-            f"no response within operation_timeout={seconds:g}s (retries included)"
-        ) from err
+        return await self._probe.run()

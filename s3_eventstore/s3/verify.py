@@ -143,15 +143,15 @@ async def _pages(store: S3EventStore, prefix: str) -> AsyncIterator[list[dict[st
 
 async def _check(store: S3EventStore, tally: _Tally, key: str, thread_id: str, turn: int) -> None:
     """Download one turn object and run every check a read runs; record the verdict."""
-    found = await store._get_object(key)
+    found = await store.objects.get(key)
     if found is None:
         tally.vanished.append(key)
         return
-    response, body = found
+    body = found.body
     tally.objects_checked += 1
     tally.bytes_read += len(body)
     try:
-        manifest = read_manifest(response.get("Metadata", {}), body, key=key)
+        manifest = read_manifest(found.metadata, body, key=key)
         events = await store._decode(body, manifest, key, thread_id, turn)
     except IntegrityError as err:
         tally.problems.append(VerifyProblem(key, type(err).__name__, str(err)))
