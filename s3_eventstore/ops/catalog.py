@@ -237,7 +237,7 @@ async def turn_infos(store: S3EventStore, thread_id: str) -> list[TurnInfo]:
                 continue
             listed.append((turn, key, int(obj.get("Size", 0))))
     listed.sort()
-    infos = await store._gather(
+    infos = await store.reader.gather(
         _turn_info(store, thread_id, turn, key, size) for turn, key, size in listed
     )
     return [info for info in infos if info is not None]
@@ -258,7 +258,7 @@ async def _turn_info(
 async def _manifest(store: S3EventStore, key: str) -> TurnManifest | None:
     """The manifest of one object: the store's HEAD (plus a ranged GET of the trailer when
     streamed), cached by key and ETag like every manifest the store reads."""
-    found = await store._head_manifest(key, strict=True)
+    found = await store.reader.turns.head_manifest(key, strict=True)
     return None if found is None else found[1]
 
 
@@ -411,7 +411,7 @@ async def archive_stats(
             threads.add(parsed.thread_id)
             keys.append(key)
         if read_manifests:
-            for found in await store._gather(_safe_manifest(store, key) for key in keys):
+            for found in await store.reader.gather(_safe_manifest(store, key) for key in keys):
                 if isinstance(found, TurnManifest):
                     events += found.events
                     raw += found.raw_bytes

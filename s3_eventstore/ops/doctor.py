@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 from s3_eventstore.format.keys import normalise_prefix
-from s3_eventstore.s3.bucket import open_client
+from s3_eventstore.s3.client import open_client
 from s3_eventstore.s3.config import ClientSettings
 from s3_eventstore.s3.errors import error_code, http_status, is_precondition_failed, translate
 from s3_eventstore.s3.probe import DOCTOR_DIR, ProbeResult, probe_conditional_put

@@ -16,17 +16,17 @@ caller to inspect:
 * ``delete_keys`` batches DeleteObjects (1000 keys a request) and turns Object Lock
   refusals into :class:`~s3_eventstore.errors.ObjectLockedError`.
 
-aioboto3 is imported only when a client is first needed, so importing the library
-(and appending, which never makes a request) costs a serverless cold start nothing.
+Why this module is longer than 500 lines: it is the one place every S3 operation the
+library sends is written (with its precondition, error translation and ownership
+check); splitting it would bring back a second place for them.
 """
 
 from __future__ import annotations
 
 import asyncio
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final
 
 from s3_eventstore.errors import (
     ConfigurationError,
@@ -34,12 +34,13 @@ from s3_eventstore.errors import (
     PreconditionFailedError,
     StorageError,
 )
-from s3_eventstore.s3.config import client_config
+from s3_eventstore.s3.client import DeadlineClient, open_client
 from s3_eventstore.s3.errors import error_code, is_not_found, is_precondition_failed, translate
 from s3_eventstore.s3.metrics import RequestCounter
+from s3_eventstore.s3.objects import ListedObject, ObjectHead, PutMode, StoredObject, VersionRef
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Sequence
+    from collections.abc import AsyncIterator, Sequence
 
     from s3_eventstore.s3.config import ClientSettings
 
@@ -52,85 +53,12 @@ __all__ = [
     "PutMode",
     "StoredObject",
     "VersionRef",
-    "open_client",
 ]
 
 LIST_PAGE_LIMIT: Final = 1000
 """S3 returns at most 1000 keys per LIST page; never assume more."""
 DELETE_BATCH_LIMIT: Final = 1000
 """S3 accepts at most 1000 keys per DeleteObjects request (moto does not enforce it)."""
-
-PutMode = Literal["create", "overwrite"]
-"""``"create"``: only if no object has the key (``If-None-Match: *``); ``"overwrite"``."""
-
-_T = TypeVar("_T")
-
-
-@dataclass(frozen=True, slots=True)
-class StoredObject:
-    """An object (or a byte range of it) as a GET returned it."""
-
-    body: bytes
-    """The bytes returned (the requested range only, for a ranged GET)."""
-    etag: str
-    """The object's ETag."""
-    metadata: dict[str, str]
-    """Its user metadata."""
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectHead:
-    """An object as a HEAD described it."""
-
-    etag: str
-    """The object's ETag."""
-    metadata: dict[str, str]
-    """Its user metadata."""
-    size: int
-    """Its length in bytes."""
-
-
-@dataclass(frozen=True, slots=True)
-class ListedObject:
-    """One key as a LIST returned it."""
-
-    key: str
-    """The object key."""
-    etag: str
-    """Its ETag."""
-    size: int
-    """Its length in bytes."""
-    last_modified: float | None = None
-    """POSIX time of its last write, when the LIST said."""
-
-
-@dataclass(frozen=True, slots=True)
-class VersionRef:
-    """One object version or delete marker."""
-
-    key: str
-    """The object key."""
-    version_id: str
-    """Its version id (``"null"`` for what was written before versioning was enabled)."""
-    delete_marker: bool
-    """True for a delete marker."""
-
-    def __str__(self) -> str:
-        return f"{self.key}?versionId={self.version_id}"
-
-
-async def open_client(settings: ClientSettings, stack: AsyncExitStack, session: Any = None) -> Any:
-    """Create an S3 client whose lifetime is bound to ``stack``."""
-    import aioboto3
-
-    session = session or aioboto3.Session(profile_name=settings.profile_name)
-    client = session.client(
-        "s3",
-        endpoint_url=settings.endpoint_url,
-        region_name=settings.region_name,
-        config=client_config(settings),
-    )
-    return await stack.enter_async_context(client)
 
 
 class Bucket:
@@ -220,7 +148,7 @@ class Bucket:
                     self._stack, self._client = stack, client
         if self.operation_timeout is None:
             return self._client
-        return _DeadlineClient(self._client, self.operation_timeout)
+        return DeadlineClient(self._client, self.operation_timeout)
 
     @property
     def url(self) -> str:
@@ -624,43 +552,3 @@ def _precondition_or_translate(err: Exception, operation: str, key: str) -> Stor
             code="PreconditionFailed",
         )
     return translate(err, operation=operation, key=key)
-
-
-class _DeadlineClient:
-    """An S3 client whose awaitable calls each end within ``timeout`` seconds.
-
-    botocore bounds one attempt (connect and read timeouts) and the number of attempts,
-    but not their sum with backoff: a caller with a deadline needs the sum bounded.
-    """
-
-    __slots__ = ("_client", "_timeout")
-
-    def __init__(self, client: Any, timeout: float) -> None:
-        self._client = client
-        self._timeout = timeout
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._client, name)
-        if name.startswith("_") or not callable(attr):
-            return attr
-        timeout = self._timeout
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            result = attr(*args, **kwargs)
-            # Coroutines only: botocore's synchronous helpers (meta, paginators) pass through.
-            return _within(result, timeout) if asyncio.iscoroutine(result) else result
-
-        return call
-
-
-async def _within(awaitable: Awaitable[_T], seconds: float) -> _T:
-    deadline = asyncio.timeout(seconds)
-    try:
-        async with deadline:
-            return await awaitable
-    except TimeoutError as err:
-        if not deadline.expired():
-            raise  # a timeout of the call itself, not of the operation deadline
-        raise TimeoutError(
-            f"no response within operation_timeout={seconds:g}s (retries included)"
-        ) from err

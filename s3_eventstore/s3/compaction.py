@@ -57,13 +57,14 @@ from s3_eventstore.format.segment import (
 )
 from s3_eventstore.format.stream import TRAILER_BYTES
 from s3_eventstore.identifiers import check_thread_id
-from s3_eventstore.s3.store import _claim, _Relist
+from s3_eventstore.s3.listing import Relist, claim, relisting
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from s3_eventstore.format.manifest import TurnManifest
-    from s3_eventstore.s3.store import S3EventStore, _Listed
+    from s3_eventstore.s3.listing import ListedTurn
+    from s3_eventstore.s3.parts import StoreParts
 
 __all__ = [
     "CompactionReport",
@@ -110,12 +111,12 @@ class CompactionReport:
 
 @dataclass(slots=True)
 class _Run:
-    items: list[_Listed] = field(default_factory=list)
+    items: list[ListedTurn] = field(default_factory=list)
     size: int = 0
 
 
 async def compact(
-    store: S3EventStore,
+    store: StoreParts,
     thread_id: str,
     *,
     max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES,
@@ -150,24 +151,26 @@ async def compact(
     for name, value in (("max_segment_bytes", max_segment_bytes), ("min_turns", min_turns)):
         if type(value) is not int or value < 1:
             raise ConfigurationError(f"{name} must be a positive int, not {value!r}")
-    return await store._relisting(
+    return await relisting(
         thread_id, lambda: _compact_once(store, thread_id, max_segment_bytes, min_turns)
     )
 
 
 async def _compact_once(
-    store: S3EventStore, thread_id: str, max_segment_bytes: int, min_turns: int
+    store: StoreParts, thread_id: str, max_segment_bytes: int, min_turns: int
 ) -> CompactionReport:
-    listed, segments = await store._list_thread(thread_id)
+    reader = store.reader
+    listing = await reader.list_thread(thread_id)
+    listed, segments = listing.turns, listing.segments
     # 1. Leftovers of an interrupted run: turn objects a segment already holds.
     covering = [s for s in segments if any(s.covers(item.turn) for item in listed)]
-    indexes = await store._gather(store._segment_index(s, thread_id) for s in covering)
+    indexes = await reader.gather(reader.segments.index(s, thread_id) for s in covering)
     held: dict[int, tuple[str, str]] = {}
     for segment, index in zip(covering, indexes, strict=True):
         for entry in index.entries:
-            _claim(held, entry.turn, entry.manifest.sha256, segment.key)
+            claim(held, entry.turn, entry.manifest.sha256, segment.key)
     leftovers = [item for item in listed if item.turn in held]
-    await store._gather(store._check_copy(item, *held[item.turn]) for item in leftovers)
+    await reader.gather(reader.turns.check_copy(item, *held[item.turn]) for item in leftovers)
     deleted = await _delete(store, [item.key for item in leftovers])
     # 2-4. New segments from the remaining turn objects.
     runs, left = _plan([item for item in listed if item.turn not in held], max_segment_bytes)
@@ -194,7 +197,7 @@ async def _compact_once(
     )
 
 
-def _plan(items: list[_Listed], max_segment_bytes: int) -> tuple[list[_Run], list[int]]:
+def _plan(items: list[ListedTurn], max_segment_bytes: int) -> tuple[list[_Run], list[int]]:
     """Group turn objects, in turn order, into runs of at most ``max_segment_bytes``."""
     runs: list[_Run] = []
     left: list[int] = []
@@ -214,19 +217,20 @@ def _plan(items: list[_Listed], max_segment_bytes: int) -> tuple[list[_Run], lis
 
 
 async def _write_segments(
-    store: S3EventStore, thread_id: str, items: list[_Listed], max_segment_bytes: int
-) -> list[tuple[str, int, list[_Listed]]]:
+    store: StoreParts, thread_id: str, items: list[ListedTurn], max_segment_bytes: int
+) -> list[tuple[str, int, list[ListedTurn]]]:
     """GET and verify a run's turns, then PUT its segment(s). Returns (key, size, turns)."""
-    fetched = await store._gather(store._fetch_object(item.key) for item in items)
+    turns = store.reader.turns
+    fetched = await store.reader.gather(turns.fetch_object(item.key) for item in items)
     frames: list[tuple[TurnManifest, bytes]] = []
     for item, found in zip(items, fetched, strict=True):
         if found is None:  # deleted since the LIST: another compaction or a clear
             logger.info("compaction: %s vanished; listing again", item.key)
-            raise _Relist(item.key)
+            raise Relist(item.key)
         body, _, manifest, streamed = found
-        await store._decode(body, manifest, item.key, thread_id, item.turn)  # verify all
+        await turns.decode(body, manifest, item.key, thread_id, item.turn)  # verify all
         frames.append((manifest, body[:-TRAILER_BYTES] if streamed else body))
-    results: list[tuple[str, int, list[_Listed]]] = []
+    results: list[tuple[str, int, list[ListedTurn]]] = []
     start = 0
     while start < len(frames):
         end, events = start, 0
@@ -245,7 +249,7 @@ async def _write_segments(
 
 
 async def _put_segment(
-    store: S3EventStore, thread_id: str, body: bytes, manifest: SegmentManifest
+    store: StoreParts, thread_id: str, body: bytes, manifest: SegmentManifest
 ) -> str:
     """PUT a segment with If-None-Match; an identical existing segment counts as written."""
     key = store.layout.segment_key(
@@ -275,17 +279,17 @@ async def _put_segment(
         logger.info("compaction: %s exists with the same content: done already", key)
         etag = head.etag
     index = SegmentIndex.parse(manifest, body[manifest.index_offset :], key=key)
-    store._learn_index(key, etag, index)
+    store.reader.segments.learn_index(key, etag, index)
     return key
 
 
-async def _delete(store: S3EventStore, keys: list[str]) -> int:
+async def _delete(store: StoreParts, keys: list[str]) -> int:
     """DeleteObjects in batches of at most 1000 keys; returns how many were deleted."""
     return await store.objects.delete_keys(keys)
 
 
 async def compact_threads(
-    store: S3EventStore,
+    store: StoreParts,
     thread_ids: Iterable[str],
     *,
     max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES,
@@ -313,7 +317,7 @@ async def compact_threads(
 
 
 async def idle_threads(
-    store: S3EventStore, idle_seconds: float, *, now: float | None = None, min_turns: int = 2
+    store: StoreParts, idle_seconds: float, *, now: float | None = None, min_turns: int = 2
 ) -> list[str]:
     """Threads whose newest object is older than ``idle_seconds`` and that hold at least
     ``min_turns`` turn objects. Costs one ListObjectsV2 per 1000 objects under the prefix.
@@ -321,20 +325,17 @@ async def idle_threads(
     Raises:
         StorageError: a LIST failed.
     """
-    from s3_eventstore.s3.verify import _pages
-
     deadline = (time.time() if now is None else now) - idle_seconds
     newest: dict[str, float] = {}
     turn_objects: dict[str, int] = {}
-    async for page in _pages(store, store.layout.threads_root):
+    async for page in store.objects.list_objects(store.layout.threads_root):
         for obj in page:
-            parsed = store.layout.parse_key(str(obj["Key"]))
-            folder = str(obj["Key"]).rsplit("/", 1)[0] + "/"
+            parsed = store.layout.parse_key(obj.key)
+            folder = obj.key.rsplit("/", 1)[0] + "/"
             thread_id = parsed.thread_id if parsed else store.layout.thread_of_folder(folder)
             if thread_id is None:
                 continue
-            modified = obj.get("LastModified")
-            stamp = modified.timestamp() if isinstance(modified, datetime) else 0.0
+            stamp = obj.last_modified or 0.0
             newest[thread_id] = max(newest.get(thread_id, 0.0), stamp)
             if parsed is not None:
                 turn_objects[thread_id] = turn_objects.get(thread_id, 0) + 1
@@ -346,7 +347,7 @@ async def idle_threads(
 
 
 async def compact_idle(
-    store: S3EventStore,
+    store: StoreParts,
     idle_seconds: float,
     *,
     max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES,

@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_MAX_BUFFER_BYTES",
     "DEFAULT_MAX_TURN_BUFFER_BYTES",
     "DEFAULT_PART_BYTES",
+    "ENCODE_IN_THREAD_BYTES",
     "MIN_PART_BYTES",
     "ClientSettings",
     "EndpointCheck",
@@ -38,6 +39,9 @@ DEFAULT_PART_BYTES: Final = 8 << 20
 """Compressed bytes per multipart part of a streamed turn (S3 needs >= 5 MiB)."""
 MIN_PART_BYTES: Final = 5 * 1024 * 1024
 """S3's minimum size of every part but the last."""
+ENCODE_IN_THREAD_BYTES: Final = 1 << 20
+"""Turns larger than this are compressed (and decompressed) on a worker thread, to keep the
+event loop live."""
 _BUCKET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]")
 
 

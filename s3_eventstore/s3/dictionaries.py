@@ -8,7 +8,7 @@ The bytes side (training, loading, the content-hash id) is
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from s3_eventstore.errors import ConfigurationError, PreconditionFailedError, StorageError
 from s3_eventstore.format.dictionary import (
@@ -20,16 +20,36 @@ from s3_eventstore.format.dictionary import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from s3_eventstore.envelope import StoredTurnEvents
     from s3_eventstore.format.keys import KeyLayout
     from s3_eventstore.s3.bucket import Bucket
-    from s3_eventstore.s3.store import S3EventStore
 
-__all__ = ["DEFAULT_SAMPLE_THREADS", "fetch_dictionary", "train_dictionary"]
+__all__ = ["DEFAULT_SAMPLE_THREADS", "DictionaryStore", "fetch_dictionary", "train_dictionary"]
 
 logger = logging.getLogger("s3_eventstore")
 
 DEFAULT_SAMPLE_THREADS: Final = 200
 """Threads sampled when none are named."""
+
+
+class DictionaryStore(Protocol):
+    """What training needs of a store (``S3EventStore`` has it): its turns, its bucket and
+    its key layout. A protocol, so this module, which the read path imports to fetch
+    dictionaries, does not import the store."""
+
+    @property
+    def layout(self) -> KeyLayout:
+        """The store's key layout."""
+        ...
+
+    @property
+    def objects(self) -> Bucket:
+        """The bucket seam."""
+        ...
+
+    async def get_turns(self, thread_id: str) -> list[StoredTurnEvents]:
+        """Every turn of a thread."""
+        ...
 
 
 async def fetch_dictionary(
@@ -50,7 +70,7 @@ async def fetch_dictionary(
 
 
 async def train_dictionary(
-    store: S3EventStore,
+    store: DictionaryStore,
     *,
     sample_threads: Sequence[str] | None = None,
     max_threads: int = DEFAULT_SAMPLE_THREADS,
@@ -95,7 +115,7 @@ async def train_dictionary(
     return dictionary.id
 
 
-async def _put_dictionary(store: S3EventStore, dictionary: TrainedDictionary) -> None:
+async def _put_dictionary(store: DictionaryStore, dictionary: TrainedDictionary) -> None:
     key = store.layout.dictionary_key(dictionary.id)
     try:
         await store.objects.put(
@@ -111,7 +131,7 @@ async def _put_dictionary(store: S3EventStore, dictionary: TrainedDictionary) ->
         logger.info("dictionary %s exists already", dictionary.id)
 
 
-async def _some_threads(store: S3EventStore, limit: int) -> list[str]:
+async def _some_threads(store: DictionaryStore, limit: int) -> list[str]:
     """The first ``limit`` thread ids under the prefix, from a delimited LIST of the shards."""
     threads: list[str] = []
     if limit <= 0:

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from s3_eventstore.format.manifest import TurnManifest
     from s3_eventstore.format.stream import TurnStreamEncoder
     from s3_eventstore.s3.bucket import Bucket
-    from s3_eventstore.s3.buffers import BufferBudget
+    from s3_eventstore.s3.budget import BufferBudget
 
 __all__ = ["MAX_PARTS", "MIN_PART_BYTES", "StreamedTurn"]
 

@@ -22,7 +22,8 @@ from s3_eventstore.errors import ObjectLockedError, StorageError
 from s3_eventstore.s3.bucket import LIST_PAGE_LIMIT as PAGE_LIMIT
 
 if TYPE_CHECKING:
-    from s3_eventstore.s3.bucket import Bucket, VersionRef
+    from s3_eventstore.s3.bucket import Bucket
+    from s3_eventstore.s3.objects import VersionRef
 
 __all__ = ["PurgeReport", "purge_versions"]
 

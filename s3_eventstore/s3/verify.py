@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from s3_eventstore.errors import IntegrityError
 from s3_eventstore.format.stream import read_manifest
 from s3_eventstore.identifiers import check_thread_id
+from s3_eventstore.s3.listing import ListedSegment
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
-    from s3_eventstore.s3.store import S3EventStore
+    from s3_eventstore.s3.objects import ListedObject
+    from s3_eventstore.s3.parts import StoreParts
 
 __all__ = ["VerifyProblem", "VerifyReport", "verify_objects"]
 
@@ -83,7 +83,7 @@ class _Tally:
     segments: int = 0
 
 
-async def verify_objects(store: S3EventStore, thread_id: str | None = None) -> VerifyReport:
+async def verify_objects(store: StoreParts, thread_id: str | None = None) -> VerifyReport:
     """Verify every turn object of ``thread_id``, or of the whole store when ``None``.
 
     Raises:
@@ -96,11 +96,11 @@ async def verify_objects(store: S3EventStore, thread_id: str | None = None) -> V
     else:
         scope = layout.thread_folder(check_thread_id(thread_id))
     tally = _Tally()
-    async for page in _pages(store, scope):
+    async for page in store.objects.list_objects(scope):
         targets: list[tuple[str, str, int]] = []
-        segments: list[tuple[dict[str, Any], str]] = []
+        segments: list[tuple[ListedObject, str]] = []
         for obj in page:
-            key = str(obj["Key"])
+            key = obj.key
             parsed = layout.parse_key(key)
             if parsed is None:
                 owner = layout.thread_of_folder(key.rsplit("/", 1)[0] + "/")
@@ -116,7 +116,7 @@ async def verify_objects(store: S3EventStore, thread_id: str | None = None) -> V
                 tally.foreign.append(key)
                 continue
             targets.append((key, parsed.thread_id, parsed.turn))
-        await store._gather(
+        await store.reader.gather(
             [
                 *(_check(store, tally, *target) for target in targets),
                 *(_check_segment(store, tally, obj, owner) for obj, owner in segments),
@@ -135,13 +135,7 @@ async def verify_objects(store: S3EventStore, thread_id: str | None = None) -> V
     )
 
 
-async def _pages(store: S3EventStore, prefix: str) -> AsyncIterator[list[dict[str, Any]]]:
-    """The objects of each LIST page under ``prefix``, one page at a time."""
-    async for page in store.list_pages(prefix):
-        yield page.get("Contents", [])
-
-
-async def _check(store: S3EventStore, tally: _Tally, key: str, thread_id: str, turn: int) -> None:
+async def _check(store: StoreParts, tally: _Tally, key: str, thread_id: str, turn: int) -> None:
     """Download one turn object and run every check a read runs; record the verdict."""
     found = await store.objects.get(key)
     if found is None:
@@ -152,7 +146,7 @@ async def _check(store: S3EventStore, tally: _Tally, key: str, thread_id: str, t
     tally.bytes_read += len(body)
     try:
         manifest = read_manifest(found.metadata, body, key=key)
-        events = await store._decode(body, manifest, key, thread_id, turn)
+        events = await store.reader.turns.decode(body, manifest, key, thread_id, turn)
     except IntegrityError as err:
         tally.problems.append(VerifyProblem(key, type(err).__name__, str(err)))
         return
@@ -161,17 +155,15 @@ async def _check(store: S3EventStore, tally: _Tally, key: str, thread_id: str, t
 
 
 async def _check_segment(
-    store: S3EventStore, tally: _Tally, obj: dict[str, Any], thread_id: str
+    store: StoreParts, tally: _Tally, obj: ListedObject, thread_id: str
 ) -> None:
     """Download one segment and check it as a read of the whole segment would."""
-    from s3_eventstore.s3.store import _ListedSegment
-
-    key = str(obj["Key"])
+    key = obj.key
     name = store.layout.parse_segment_key(key, thread_id)
     assert name is not None  # the caller parsed it
-    segment = _ListedSegment(key, str(obj.get("ETag", "")), int(obj["Size"]), name)
+    segment = ListedSegment(key, obj.etag, obj.size, name)
     try:
-        found = await store._fetch_segment(segment, thread_id)
+        found = await store.reader.segments.fetch_segment(segment, thread_id)
     except IntegrityError as err:
         tally.objects_checked += 1
         tally.segments += 1
