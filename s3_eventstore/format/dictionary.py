@@ -1,4 +1,4 @@
-"""Trained zstd dictionaries, the encoding side (docs/FORMAT.md, "Dictionaries"): train one
+"""Trained zstd dictionaries, the encoding side (docs/FORMAT.md section 9): train one
 from samples, load one and check it against its content-hash id. Pure: no I/O (fetching
 and storing dictionaries is :mod:`s3_eventstore.s3.dictionaries`).
 

@@ -1,4 +1,4 @@
-"""Key layout (docs/FORMAT.md, "Key layout"): where a turn, a segment or a dictionary lives
+"""Key layout (docs/FORMAT.md section 1): where a turn, a segment or a dictionary lives
 in the bucket. Pure functions, no I/O.
 
 ``{prefix}threads/shard={hh}/thread={enc}/{turn:020d}.jsonl.zst``

@@ -1,4 +1,4 @@
-"""Turn manifests (docs/FORMAT.md, "The manifest"): what a turn object holds and how to
+"""Turn manifests (docs/FORMAT.md section 3): what a turn object holds and how to
 verify it, carried as S3 user metadata (``s3es-manifest``). Pure: no I/O.
 
 Also the format constants every other format module shares, and the one parser of JSON

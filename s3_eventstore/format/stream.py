@@ -1,4 +1,4 @@
-"""Streamed turn objects (docs/FORMAT.md, "Streamed turn objects"): the stream header,
+"""Streamed turn objects (docs/FORMAT.md section 3.1): the stream header,
 the manifest trailer, and the incremental encoder. Pure: no I/O.
 
 Streamed turns (turns larger than the store's ``max_turn_buffer_bytes``, uploaded with

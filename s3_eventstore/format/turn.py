@@ -1,4 +1,4 @@
-"""Turn objects (docs/FORMAT.md, "Turn objects"): JSON lines in one zstd frame, encoded,
+"""Turn objects (docs/FORMAT.md sections 2 and 4): JSON lines in one zstd frame, encoded,
 decoded and verified against their manifest and key. Pure: bytes in, bytes out.
 
 A turn object's body is a single zstd frame whose content is the turn's envelopes,
