@@ -24,8 +24,15 @@ from s3_eventstore.format.keys import normalise_prefix
 from s3_eventstore.s3.client import open_client
 from s3_eventstore.s3.config import ClientSettings
 from s3_eventstore.s3.errors import error_code, http_status, is_precondition_failed, translate
-from s3_eventstore.s3.probe import DOCTOR_DIR, ProbeResult, probe_conditional_put
-from s3_eventstore.s3.probe import FAILURES as _FAILURES
+from s3_eventstore.s3.probe import (
+    DOCTOR_DIR,
+    ProbeResult,
+    endpoint_failures,
+    probe_conditional_put,
+)
+
+_FAILURES: Final = endpoint_failures()
+"""What a request to a misbehaving endpoint raises: reported by the doctor, not raised."""
 
 __all__ = [
     "DOCTOR_DIR",

@@ -20,9 +20,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlparse
 
-import aiohttp
-from botocore.exceptions import BotoCoreError, ClientError
-
 from s3_eventstore.errors import UnsafeEndpointError
 from s3_eventstore.s3.errors import error_code, is_precondition_failed, translate
 
@@ -32,15 +29,31 @@ if TYPE_CHECKING:
     from s3_eventstore.s3.bucket import Bucket
     from s3_eventstore.s3.config import EndpointCheck
 
-__all__ = ["DOCTOR_DIR", "FAILURES", "EndpointProbe", "ProbeResult", "probe_conditional_put"]
+__all__ = [
+    "DOCTOR_DIR",
+    "EndpointProbe",
+    "ProbeResult",
+    "endpoint_failures",
+    "probe_conditional_put",
+]
 
 logger = logging.getLogger("s3_eventstore")
 
 DOCTOR_DIR: Final = "_doctor/"
 """Folder under the store prefix where probes write (outside ``threads/``)."""
-FAILURES: Final = (ClientError, BotoCoreError, aiohttp.ClientError, OSError, TimeoutError)
-"""What a request to a misbehaving endpoint raises: reported by the probes, not raised."""
 _LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def endpoint_failures() -> tuple[type[BaseException], ...]:
+    """What a request to a misbehaving endpoint raises: reported by the probes, not raised.
+
+    A function, not a constant: botocore and aiohttp are imported when a probe runs, so
+    that ``import s3_eventstore`` stays free of them (cold starts).
+    """
+    import aiohttp
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (ClientError, BotoCoreError, aiohttp.ClientError, OSError, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +75,7 @@ async def probe_conditional_put(client: Any, bucket: str, key: str) -> ProbeResu
         StorageError: the endpoint could not be reached or refused the PUT for a reason
             other than the condition (access denied, missing bucket).
     """
+    failures = endpoint_failures()
     requests: dict[str, int] = {}
 
     async def call(operation: str, method: Callable[..., Awaitable[Any]], **params: Any) -> Any:
@@ -72,7 +86,7 @@ async def probe_conditional_put(client: Any, bucket: str, key: str) -> ProbeResu
     try:
         try:
             await call("PutObject", client.put_object, Body=body, IfNoneMatch="*")
-        except FAILURES as err:
+        except failures as err:
             if error_code(err) in ("NotImplemented", "InvalidArgument", "InvalidRequest"):
                 return ProbeResult(
                     False, f"PutObject with If-None-Match: * refused: {error_code(err)}", requests
@@ -81,7 +95,7 @@ async def probe_conditional_put(client: Any, bucket: str, key: str) -> ProbeResu
                 raise translate(err, operation="PutObject", key=key) from err
         try:
             await call("PutObject", client.put_object, Body=body, IfNoneMatch="*")
-        except FAILURES as err:
+        except failures as err:
             if is_precondition_failed(err):
                 return ProbeResult(True, "second PUT refused: 412 PreconditionFailed", requests)
             raise translate(err, operation="PutObject", key=key) from err
@@ -90,7 +104,7 @@ async def probe_conditional_put(client: Any, bucket: str, key: str) -> ProbeResu
         )
     finally:
         # Best effort: the probe key is tiny and outside threads/.
-        with contextlib.suppress(*FAILURES):
+        with contextlib.suppress(*failures):
             await call("DeleteObject", client.delete_object)
 
 
