@@ -313,7 +313,8 @@ class S3EventStore(EventStore):
 
             Whenever it raises, the event was not recorded.
         """
-        await self.writer.append(thread_id, turn, envelope)
+        if not self.writer.try_buffer(thread_id, turn, envelope):  # the hot path: no coroutine
+            await self.writer.append(thread_id, turn, envelope)
 
     async def finish_turn(self, thread_id: str, turn: int) -> None:
         """Write the turn as one immutable object. Costs one PutObject.

@@ -79,26 +79,44 @@ class TurnWriter:
 
     # --- append -------------------------------------------------------------------------
 
+    def try_buffer(self, thread_id: str, turn: int, envelope: AgentEventEnvelope) -> bool:
+        """The hot path, synchronous: buffer the event and return True when its turn is
+        open here, neither sealing nor streamed, and has room; otherwise record nothing and
+        return False (then :meth:`append` does the rest).
+
+        An agent appends thousands of deltas per turn, and buffering must cost about what a
+        list append does (see benchmarks/): no coroutine, no validation beyond the types.
+        """
+        turns = self._open_turns.by_thread.get(thread_id) if type(thread_id) is str else None
+        open_turn = turns.get(turn) if turns is not None and type(turn) is int else None
+        if (
+            open_turn is None
+            or open_turn.sealing is not None
+            or open_turn.stream is not None
+            or type(envelope) is not AgentEventEnvelope
+        ):
+            return False
+        size = envelope.wire_size + 1
+        budget = self._open_turns.budget
+        if (
+            open_turn.buffered_bytes + size >= self.max_turn_buffer_bytes
+            or budget.used + size > budget.limit
+        ):
+            return False
+        budget.used += size
+        open_turn.events.append(envelope)
+        open_turn.buffered_bytes += size
+        open_turn.last_append_at = time.time()
+        return True
+
     async def append(self, thread_id: str, turn: int, envelope: AgentEventEnvelope) -> None:
         """Buffer one event in its open turn (see ``S3EventStore.append``)."""
         if type(envelope) is not AgentEventEnvelope:
             check_envelope(envelope)
+        elif self.try_buffer(thread_id, turn, envelope):
+            return
         turns = self._open_turns.by_thread.get(thread_id) if type(thread_id) is str else None
         open_turn = turns.get(turn) if turns is not None and type(turn) is int else None
-        if open_turn is not None and open_turn.sealing is None and open_turn.stream is None:
-            # The hot path, inlined: an agent appends thousands of deltas per turn, and
-            # buffering must cost about what a list append does (see benchmarks/).
-            size = envelope.wire_size + 1
-            budget = self._open_turns.budget
-            if (
-                open_turn.buffered_bytes + size < self.max_turn_buffer_bytes
-                and budget.used + size <= budget.limit
-            ):
-                budget.used += size
-                open_turn.events.append(envelope)
-                open_turn.buffered_bytes += size
-                open_turn.last_append_at = time.time()
-                return
         await self._append_slow(thread_id, turn, envelope, open_turn)
 
     async def _append_slow(
