@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 @pytest.fixture
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     """LIST pages of 2 keys, so every listing here crosses page boundaries."""
-    monkeypatch.setattr("s3_eventstore.s3.store.LIST_PAGE_LIMIT", 2)
+    monkeypatch.setattr("s3_eventstore.s3.bucket.LIST_PAGE_LIMIT", 2)
 
 
 async def _collect(iterator: Any) -> list[Any]:

@@ -40,7 +40,7 @@ def test_all_24_event_types_are_covered(vectors: AgentSdkVectors) -> None:
 def test_packaged_workload_sample_is_the_fixture(vectors: AgentSdkVectors) -> None:
     from importlib import resources
 
-    packaged = resources.files("s3_eventstore.workload_data") / "agent_sdk_envelopes.jsonl"
+    packaged = resources.files("s3_eventstore.demo.workload_data") / "agent_sdk_envelopes.jsonl"
     assert packaged.read_bytes() == (vectors.root / "envelopes.jsonl").read_bytes()
 
 

@@ -115,7 +115,7 @@ async def test_listing_is_paginated(
     s3_store: S3EventStore, backdoor: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Pages are followed (S3 returns at most 1000 keys; a page of 2 exercises the loop)."""
-    monkeypatch.setattr("s3_eventstore.s3.store.LIST_PAGE_LIMIT", 2)
+    monkeypatch.setattr("s3_eventstore.s3.bucket.LIST_PAGE_LIMIT", 2)
     await _fill(s3_store, {"a": 3})
     for n in range(4):  # cheap to list, never downloaded
         plant(backdoor, bucket, f"archive/v1/threads/junk/{n:04d}", b"", None)
