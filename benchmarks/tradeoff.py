@@ -26,13 +26,14 @@ import orjson
 import zstandard
 
 from benchmarks.harness import Context, rounded
-from s3_eventstore.codec import TurnCodec
 from s3_eventstore.demo.workload import WorkloadSpec, generate_turns
-from s3_eventstore.dictionary import TrainedDictionary
+from s3_eventstore.format.dictionary import TrainedDictionary
+from s3_eventstore.format.turn import TurnCodec
 
 if TYPE_CHECKING:
-    from s3_eventstore.codec import EncodedTurn, TurnManifest
     from s3_eventstore.demo.workload import GeneratedTurn
+    from s3_eventstore.format.manifest import TurnManifest
+    from s3_eventstore.format.turn import EncodedTurn
 
 NAME = "tradeoff"
 WRITER = "0123456789abcdef0123456789abcdef"

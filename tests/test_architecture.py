@@ -23,8 +23,9 @@ LAYERS: dict[str, int] = {
     "s3_eventstore.envelope": 0,
     "s3_eventstore.store": 0,
     "s3_eventstore.memory": 0,
-    # the object format, pure
+    # the object format, pure; the zstd dictionaries shipped as package data
     "s3_eventstore.format": 1,
+    "s3_eventstore.dictionaries": 1,
     # the S3 implementation
     "s3_eventstore.s3": 2,
     # operator tools and the shipped test kit, over the public API
