@@ -10,17 +10,18 @@ when asked for, which keeps a buffered envelope small (bytes plus four scalars).
 
 from __future__ import annotations
 
-import math
-import re
+import sys
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
 
 from s3_eventstore.errors import InvalidEnvelopeError
+from s3_eventstore.jsonvalue import dump_exact, load_exact, load_wide, plain_json
+from s3_eventstore.timestamps import Timestamp, is_uuid, parse_timestamp
 
 __all__ = ["ENVELOPE_KEYS", "AgentEventEnvelope", "StoredTurnEvents"]
 
@@ -28,42 +29,20 @@ U64_MAX: Final = 2**64 - 1
 ENVELOPE_KEYS: Final = ("event_id", "sequence", "timestamp")
 """Keys the envelope itself owns; every other key belongs to the flattened event."""
 
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})"
-)
-_LINE_BREAKS = re.compile(rb"[\r\n]")
+_LINE_BREAKS = (b"\r", b"\n")
+_ALLOCATION: Final = 16
+"""CPython's small-object allocator hands out blocks in multiples of 16 bytes."""
 
 
-def _parse_rfc3339(text: str) -> tuple[datetime, int]:
-    """Return ``(aware datetime truncated to microseconds, nanoseconds of the second)``."""
-    match = _RFC3339.fullmatch(text)
-    if match is None:
-        raise ValueError(f"timestamp {text!r} is not RFC 3339")
-    year, month, day, hour, minute, second, fraction, offset = match.groups()
-    nanos = int((fraction or "0")[:9].ljust(9, "0"))
-    if offset in ("Z", "z"):
-        tz: timezone = UTC
-    else:
-        sign = 1 if offset[0] == "+" else -1
-        delta = timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6]))
-        tz = timezone(sign * delta)
-    moment = datetime(
-        int(year), int(month), int(day), int(hour), int(minute), int(second), nanos // 1000, tz
-    )
-    return moment, nanos
+def _allocated(size: int) -> int:
+    return -(-size // _ALLOCATION) * _ALLOCATION
 
 
-def _reject_non_finite(value: Any, path: str = "$") -> None:
-    """orjson writes NaN and infinities as ``null``: refuse them instead of altering data."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidEnvelopeError(f"{path} is {value!r}, which JSON cannot represent")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _reject_non_finite(item, f"{path}.{key}")
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            _reject_non_finite(item, f"{path}[{index}]")
+def _timestamp(text: str) -> Timestamp:
+    try:
+        return parse_timestamp(text)
+    except ValueError as err:
+        raise InvalidEnvelopeError(f"timestamp {text!r} is not RFC 3339: {err}") from None
 
 
 def _core_fields(data: Any) -> tuple[str, int, str, str]:
@@ -79,21 +58,16 @@ def _core_fields(data: Any) -> tuple[str, int, str, str]:
         raise InvalidEnvelopeError(f"envelope has no {err.args[0]!r} field") from None
     if not isinstance(event_id, str):
         raise InvalidEnvelopeError("event_id must be a UUID string")
-    try:
-        uuid.UUID(event_id)
-    except ValueError:
-        raise InvalidEnvelopeError(f"event_id {event_id!r} is not a UUID") from None
+    if not is_uuid(event_id):
+        raise InvalidEnvelopeError(f"event_id {event_id[:80]!r} is not a UUID")
     if type(sequence) is not int or not 0 <= sequence <= U64_MAX:
         raise InvalidEnvelopeError(f"sequence must be an integer in 0..2**64-1, not {sequence!r}")
     if not isinstance(timestamp, str):
         raise InvalidEnvelopeError("timestamp must be an RFC 3339 string")
-    try:
-        _parse_rfc3339(timestamp)
-    except ValueError as err:
-        raise InvalidEnvelopeError(f"timestamp {timestamp!r} is not RFC 3339: {err}") from None
+    _timestamp(timestamp)
     if not isinstance(event_type, str) or not event_type:
         raise InvalidEnvelopeError(f"type must be a non-empty string, not {event_type!r}")
-    return event_id, sequence, timestamp, event_type
+    return event_id, sequence, timestamp, sys.intern(event_type)
 
 
 class AgentEventEnvelope:
@@ -106,19 +80,22 @@ class AgentEventEnvelope:
     compactly by orjson, key order kept) or :meth:`create` (serde's key order).
     """
 
-    __slots__ = ("_event_id", "_raw", "_sequence", "_timestamp", "_type")
+    __slots__ = ("_event_id", "_raw", "_sequence", "_timestamp", "_type", "_wide")
 
     _raw: bytes
     _event_id: str
     _sequence: int
     _timestamp: str
     _type: str
+    _wide: bool
+    """True when the line holds numbers orjson cannot read exactly (integers outside
+    -2**63..2**64-1, ``-0``): :meth:`to_dict` then reads it with the exact parser."""
 
     def __init__(self) -> None:
         raise TypeError("use AgentEventEnvelope.from_json, .from_dict or .create")
 
     @classmethod
-    def _build(cls, raw: bytes, data: Any) -> AgentEventEnvelope:
+    def _build(cls, raw: bytes, data: Any, wide: bool) -> AgentEventEnvelope:
         event_id, sequence, timestamp, event_type = _core_fields(data)
         self = object.__new__(cls)
         self._raw = raw
@@ -126,6 +103,7 @@ class AgentEventEnvelope:
         self._sequence = sequence
         self._timestamp = timestamp
         self._type = event_type
+        self._wide = wide
         return self
 
     # --- construction ----------------------------------------------------------------
@@ -136,20 +114,30 @@ class AgentEventEnvelope:
 
         Surrounding whitespace is dropped. A document that spans several lines (pretty
         printed) is re-rendered compactly, since a JSON-lines archive cannot hold it as is.
+        Numbers must be exact (see :mod:`s3_eventstore.jsonvalue`): integers of any size
+        are kept, a float whose digits a double cannot hold is refused.
 
         Raises:
-            InvalidEnvelopeError: not JSON, not an object, or a required field is missing
-                or malformed.
+            InvalidEnvelopeError: not JSON, not an object, a required field is missing or
+                malformed (agent-sdk's grammar), nested deeper than serde_json reads, or
+                holding a number that cannot be read exactly.
         """
-        try:
-            raw = line.encode("utf-8") if isinstance(line, str) else bytes(line)
-            raw = raw.strip(b" \t\r\n")
-            data = orjson.loads(raw)
-        except (orjson.JSONDecodeError, UnicodeEncodeError, TypeError) as err:
-            raise InvalidEnvelopeError(f"envelope is not valid JSON: {err}") from None
-        if _LINE_BREAKS.search(raw):
-            raw = orjson.dumps(data)
-        return cls._build(raw, data)
+        if isinstance(line, str):
+            try:
+                raw = line.encode("utf-8")
+            except UnicodeEncodeError as err:
+                raise InvalidEnvelopeError(f"envelope is not valid JSON: {err}") from None
+        elif isinstance(line, bytes | bytearray | memoryview):
+            raw = bytes(line)
+        else:
+            raise InvalidEnvelopeError(
+                f"envelope is not valid JSON: expected bytes or str, not {type(line).__name__}"
+            )
+        raw = raw.strip(b" \t\r\n")
+        data, wide = load_exact(raw)
+        if b"\n" in raw or b"\r" in raw:
+            raw = dump_exact(data, wide=wide)
+        return cls._build(raw, data, wide)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AgentEventEnvelope:
@@ -157,19 +145,16 @@ class AgentEventEnvelope:
 
         Raises:
             InvalidEnvelopeError: a required field is missing or malformed, or a value
-                cannot be written as JSON exactly (NaN, infinity, integers outside
-                -2**63..2**64-1, non-string keys, objects JSON has no form for).
+                cannot be written as JSON exactly: NaN or infinity, integers of more than
+                308 digits, non-string keys, nesting deeper than serde_json reads, or any
+                type but dict, list, tuple, str, int, float, bool and None (dataclasses,
+                datetimes, UUIDs, numpy values ... wherever they hide).
         """
         if not isinstance(data, Mapping):
             raise InvalidEnvelopeError(f"an envelope must be a mapping, not {type(data).__name__}")
-        plain = dict(data)
+        plain, wide = plain_json(dict(data))
         _core_fields(plain)
-        _reject_non_finite(plain)
-        try:
-            raw = orjson.dumps(plain)
-        except TypeError as err:
-            raise InvalidEnvelopeError(f"envelope is not JSON-serialisable: {err}") from None
-        return cls._build(raw, plain)
+        return cls._build(dump_exact(plain, wide=wide), plain, wide)
 
     @classmethod
     def create(
@@ -185,18 +170,25 @@ class AgentEventEnvelope:
 
         Raises:
             InvalidEnvelopeError: as :meth:`from_dict`, or when ``fields`` redefines an
-                envelope key or ``type``.
+                envelope key or ``type``, or is not a mapping.
         """
-        fields = dict(fields or {})
+        if fields is None:
+            fields = {}
+        elif not isinstance(fields, Mapping):
+            raise InvalidEnvelopeError(f"fields must be a mapping, not {type(fields).__name__}")
         clash = [key for key in (*ENVELOPE_KEYS, "type") if key in fields]
         if clash:
             raise InvalidEnvelopeError(f"event fields may not redefine {clash}")
         if isinstance(timestamp, datetime):
             timestamp = format_rfc3339(timestamp)
+        elif timestamp is None:
+            timestamp = format_rfc3339(datetime.now(UTC))
+        if event_id is None:
+            event_id = uuid.uuid4()
         data: dict[str, Any] = {
-            "event_id": str(event_id or uuid.uuid4()),
+            "event_id": str(event_id) if isinstance(event_id, uuid.UUID) else event_id,
             "sequence": sequence,
-            "timestamp": timestamp or format_rfc3339(datetime.now(UTC)),
+            "timestamp": timestamp,
             "type": event_type,
         }
         data.update(fields)
@@ -221,15 +213,26 @@ class AgentEventEnvelope:
 
     @property
     def datetime(self) -> datetime:
-        """The timestamp as an aware ``datetime`` (Python keeps microseconds; see ``timestamp_ns``)."""
-        return _parse_rfc3339(self._timestamp)[0]
+        """The timestamp as an aware ``datetime`` in its own offset.
+
+        Python keeps microseconds (see ``timestamp_ns``); a leap second reads as
+        ``23:59:59.999999``, as agent-sdk's ``time`` crate reads it.
+
+        Raises:
+            InvalidEnvelopeError: the year is 0000, which agent-sdk accepts but Python's
+                ``datetime`` cannot hold (``timestamp_ns`` can).
+        """
+        try:
+            return _timestamp(self._timestamp).to_datetime()
+        except ValueError as err:
+            raise InvalidEnvelopeError(
+                f"timestamp {self._timestamp!r} has no Python datetime: {err}"
+            ) from None
 
     @property
     def timestamp_ns(self) -> int:
         """The timestamp as integer nanoseconds since the Unix epoch, with full precision."""
-        moment, nanos = _parse_rfc3339(self._timestamp)
-        whole = moment.replace(microsecond=0)
-        return int(whole.timestamp()) * 1_000_000_000 + nanos
+        return _timestamp(self._timestamp).unix_nanos
 
     @property
     def type(self) -> str:
@@ -249,6 +252,19 @@ class AgentEventEnvelope:
         """Length of the JSON line in bytes, without the newline."""
         return len(self._raw)
 
+    @property
+    def memory_size(self) -> int:
+        """Bytes this envelope holds in memory: its line, itself and its cached fields,
+        each as CPython allocates it, plus one list slot (what a buffer of it costs)."""
+        size = _allocated(sys.getsizeof(self._raw)) + _allocated(sys.getsizeof(self))
+        size += _allocated(sys.getsizeof(self._event_id))
+        size += _allocated(sys.getsizeof(self._timestamp))
+        if self._sequence > 256:  # smaller ints are shared
+            size += _allocated(sys.getsizeof(self._sequence))
+        if len(self._type) > 64:  # short types are interned: one copy for all events
+            size += _allocated(sys.getsizeof(self._type))
+        return size + 8
+
     # --- serialisation ------------------------------------------------------------------
 
     def to_json(self) -> bytes:
@@ -256,8 +272,11 @@ class AgentEventEnvelope:
         return self._raw
 
     def to_dict(self) -> dict[str, Any]:
-        """A fresh, deep copy of the envelope as a JSON-compatible dict."""
-        data: dict[str, Any] = orjson.loads(self._raw)
+        """A fresh, deep copy of the envelope as a JSON-compatible dict.
+
+        Every number is exact: integers of any size are ``int``, ``-0`` is ``-0.0``.
+        """
+        data: dict[str, Any] = load_wide(self._raw) if self._wide else orjson.loads(self._raw)
         return data
 
     def __eq__(self, other: object) -> bool:
@@ -283,7 +302,10 @@ def format_rfc3339(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise InvalidEnvelopeError("timestamps must be timezone-aware")
     moment = moment.astimezone(UTC)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    text = (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    )
     if moment.microsecond:
         if moment.microsecond % 1000 == 0:
             text += f".{moment.microsecond // 1000:03d}"
@@ -315,16 +337,36 @@ class StoredTurnEvents:
     def from_dict(cls, data: Mapping[str, Any]) -> StoredTurnEvents:
         """Parse the agent-sdk JSON value of a turn.
 
+        ``events`` may hold envelopes as dicts (as :meth:`to_dict` writes them) or as
+        :class:`AgentEventEnvelope` instances.
+
         Raises:
-            InvalidEnvelopeError: the value is not of that shape, or an event is invalid.
+            InvalidEnvelopeError: the value is not of that shape (``turn`` an integer in
+                ``0..2**64-1``, ``events`` a list, ``finished`` a bool), or an event is
+                invalid.
         """
+        if not isinstance(data, Mapping):
+            raise InvalidEnvelopeError(
+                f"a stored turn must be a mapping, not {type(data).__name__}"
+            )
         try:
             turn, events, finished = data["turn"], data["events"], data["finished"]
-        except (KeyError, TypeError) as err:
-            raise InvalidEnvelopeError(f"not a stored turn: {err}") from None
-        if type(turn) is not int or not isinstance(finished, bool):
-            raise InvalidEnvelopeError("a stored turn needs an integer turn and a boolean finished")
-        return cls(turn, tuple(AgentEventEnvelope.from_dict(e) for e in events), finished)
+        except KeyError as err:
+            raise InvalidEnvelopeError(f"not a stored turn: no {err.args[0]!r} field") from None
+        if type(turn) is not int or not 0 <= turn <= U64_MAX or type(finished) is not bool:
+            raise InvalidEnvelopeError(
+                "a stored turn needs an integer turn in 0..2**64-1 and a boolean finished"
+            )
+        if not isinstance(events, list | tuple):
+            raise InvalidEnvelopeError(f"events must be a list, not {type(events).__name__}")
+        return cls(
+            turn,
+            tuple(
+                event if type(event) is AgentEventEnvelope else AgentEventEnvelope.from_dict(event)
+                for event in events
+            ),
+            finished,
+        )
 
     @staticmethod
     def events_of(turns: Iterable[StoredTurnEvents]) -> list[AgentEventEnvelope]:
