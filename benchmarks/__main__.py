@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from benchmarks import (
     append,
+    buffer_memory,
     cold_start,
     costs,
     finish_cpu,
@@ -44,6 +45,7 @@ MEASUREMENTS: dict[str, Callable[[Context], Awaitable[dict[str, Any]]]] = {
     "read_latency": read_latency.run,
     "cold_start": cold_start.run,
     "memory": memory.run,
+    "buffer_memory": buffer_memory.run,
     "costs": costs.run,
     "peer": peer.run,
     "tradeoff": tradeoff.run,

@@ -107,6 +107,12 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             lambda v: v <= 1.10,
         ),
         (
+            "max_buffer_bytes bounds real memory: RSS growth / budget (worst path)",
+            "buffer_memory.worst_rss_growth_to_budget",
+            "<= 1.25",
+            lambda v: v <= 1.25,
+        ),
+        (
             "big turn: peak RSS above baseline (MiB)",
             "memory.big_turn.peak_above_baseline_mib",
             "< 128",

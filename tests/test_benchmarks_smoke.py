@@ -56,6 +56,12 @@ FIGURES = [
     "memory.open_turns.peak_above_baseline_mib",
     "memory.big_turn.peak_above_baseline_mib",
     "memory.big_turn.turn_bytes",
+    *(
+        f"buffer_memory.{path}.{figure}"
+        for path in ("create", "from_json")
+        for figure in ("rss_growth_to_budget", "budget_mib", "limited.rss_growth_to_limit")
+    ),
+    "buffer_memory.worst_rss_growth_to_budget",
     "costs.prices",
     "costs.per_month.put_usd",
     "costs.per_month.read_each_turn_once_get_usd",
@@ -102,6 +108,7 @@ def test_quick_benchmarks_run_and_report_every_figure(tmp_path: Path) -> None:
         "append.ratio_s3_to_memory",
         "finish_cpu.ratio_store_to_bare",
         "memory.big_turn.peak_above_baseline_mib",
+        "buffer_memory.worst_rss_growth_to_budget",
     }
 
 
