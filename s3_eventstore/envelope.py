@@ -247,6 +247,10 @@ class AgentEventEnvelope:
             data.pop(key, None)
         return data
 
+    def fields_json(self) -> bytes:
+        """:attr:`fields` as one compact JSON object, every number exact."""
+        return dump_exact(self.fields, wide=self._wide)
+
     @property
     def wire_size(self) -> int:
         """Length of the JSON line in bytes, without the newline."""

@@ -367,3 +367,19 @@ def test_create_renders_early_years_with_four_digits() -> None:
     envelope = AgentEventEnvelope.create("x", sequence=0, timestamp=moment)
     assert envelope.timestamp == "0033-04-03T15:00:00Z"
     assert envelope.datetime == moment
+
+
+def test_parquet_export_keeps_big_integers_exact(tmp_path: Any) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    from s3_eventstore.export import ParquetSink
+
+    event = AgentEventEnvelope.from_json(line_with(b"18446744073709551616"))
+    assert (
+        event.fields_json() == b'{"n":18446744073709551616,"deep":{"list":[18446744073709551616]}}'
+    )
+    sink = ParquetSink(tmp_path / "out.parquet")
+    sink.write_turn("t", 1, [event])
+    sink.close()
+    row = pq.read_table(tmp_path / "out.parquet").to_pylist()[0]
+    assert json.loads(row["fields"])["n"] == 2**64
+    assert row["envelope"].encode() == event.to_json()

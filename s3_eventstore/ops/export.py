@@ -119,7 +119,7 @@ class ParquetSink:
             columns["sequence"].append(event.sequence)
             columns["timestamp"].append(event.timestamp)
             columns["type"].append(event.type)
-            columns["fields"].append(orjson.dumps(event.fields).decode("utf-8"))
+            columns["fields"].append(event.fields_json().decode("utf-8"))
             columns["envelope"].append(event.to_json().decode("utf-8"))
         if len(columns["turn"]) >= _ROW_GROUP_ROWS:
             self._flush()
