@@ -27,7 +27,7 @@ from s3_eventstore import (
 )
 from s3_eventstore.demo.embedded import CREDENTIALS
 from s3_eventstore.testing.conformance import make_event
-from s3_eventstore.testing.faultproxy import FaultKind, FaultProxy, classify
+from s3_eventstore.testing.faultproxy import ALL_KINDS, FaultKind, FaultProxy, classify
 from tests.conftest import all_keys
 from tests.faults_fixtures import read_behind, running_proxy, store_via
 
@@ -156,7 +156,7 @@ async def test_each_fault_surfaces_typed_without_retries(
     assert set(proxy.stats().faults) == {kind.value}
 
 
-@pytest.mark.parametrize("kind", list(FaultKind))
+@pytest.mark.parametrize("kind", ALL_KINDS)  # the transient kinds
 async def test_one_fault_of_each_kind_is_absorbed_by_retries(
     proxy: FaultProxy, s3_server: EmbeddedS3Server, bucket: str, kind: FaultKind, backdoor: Any
 ) -> None:

@@ -11,6 +11,13 @@ proxy forwards every request to the real server, except those it picks to fault:
 * ``delay``: hold the request for :attr:`FaultProxy.delay_seconds` (set it past the
   client's read timeout), then forward it. The client has given up by then, so a
   write may land *after* the client retried it - the nastiest ordering S3 allows.
+* ``trickle``: forward, then send the response head at once and its body one byte
+  every :attr:`FaultProxy.trickle_seconds` (a body that never stalls long enough for a
+  read timeout, yet takes forever).
+* ``strip_conditions``: forward without ``If-None-Match``/``If-Match`` headers, as a
+  server that ignores conditional writes does.
+* ``bad_request``: answer 400 ``InvalidRequest`` without forwarding (plan it with a
+  predicate, e.g. on ``x-amz-checksum-*`` headers, to play a server that rejects them).
 
 Faults are picked per request, either planned (:meth:`FaultProxy.plan_next`, first
 matching plan wins) or at random with probability :attr:`FaultProxy.rate` from a
@@ -47,7 +54,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from types import TracebackType
 
-__all__ = ["FaultKind", "FaultProxy", "Gate", "ProxyStats", "RequestInfo", "classify"]
+__all__ = ["ALL_KINDS", "FaultKind", "FaultProxy", "Gate", "ProxyStats", "RequestInfo", "classify"]
 
 _MAX_HEADER_BYTES: Final = 1 << 20
 _HOP_BY_HOP: Final = frozenset({"connection", "keep-alive", "proxy-connection", "expect"})
@@ -66,9 +73,23 @@ class FaultKind(enum.StrEnum):
     """Forwarded and applied; the response is replaced by a connection reset."""
     DELAY = "delay"
     """Held for ``delay_seconds``, then forwarded (the client has usually given up)."""
+    TRICKLE = "trickle"
+    """Forwarded; the response body is sent one byte every ``trickle_seconds``."""
+    STRIP_CONDITIONS = "strip_conditions"
+    """Forwarded without its ``If-None-Match``/``If-Match`` headers."""
+    BAD_REQUEST = "bad_request"
+    """400 InvalidRequest, not forwarded."""
 
 
-ALL_KINDS: Final = tuple(FaultKind)
+ALL_KINDS: Final = (
+    FaultKind.INTERNAL_ERROR,
+    FaultKind.SLOW_DOWN,
+    FaultKind.RESET,
+    FaultKind.DROP_RESPONSE,
+    FaultKind.DELAY,
+)
+"""The kinds random faults are drawn from by default: transient faults a client retries."""
+_CONDITIONS: Final = frozenset({"if-none-match", "if-match"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,9 +246,9 @@ class _Request:
             return "keep-alive" not in connection.lower()
         return "close" in connection.lower()
 
-    def upstream_bytes(self) -> bytes:
+    def upstream_bytes(self, *, strip: frozenset[str] = frozenset()) -> bytes:
         lines = [f"{self.method} {self.target} HTTP/1.1"]
-        lines += [f"{k}: {v}" for k, v in self.headers if k.lower() not in _HOP_BY_HOP]
+        lines += [f"{k}: {v}" for k, v in self.headers if k.lower() not in _HOP_BY_HOP | strip]
         lines.append("Connection: close")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
 
@@ -244,6 +265,7 @@ class FaultProxy:
         rate: Probability that a request not matched by a plan is faulted (0..1).
         kinds: Fault kinds random faults are drawn from (uniformly).
         delay_seconds: How long ``delay`` holds a request before forwarding it.
+        trickle_seconds: Pause between the response body's bytes under ``trickle``.
         eligible: Only requests for which this returns true get random faults
             (plans ignore it); ``None`` makes every request eligible.
         serialize_conditional_writes: Forward requests carrying ``If-None-Match`` or
@@ -260,6 +282,7 @@ class FaultProxy:
         rate: float = 0.0,
         kinds: Iterable[FaultKind] = ALL_KINDS,
         delay_seconds: float = 5.0,
+        trickle_seconds: float = 0.1,
         eligible: Callable[[RequestInfo], bool] | None = None,
         serialize_conditional_writes: bool = False,
     ) -> None:
@@ -271,6 +294,7 @@ class FaultProxy:
         self.rate = rate
         self.kinds: tuple[FaultKind, ...] = tuple(kinds)
         self.delay_seconds = delay_seconds
+        self.trickle_seconds = trickle_seconds
         self.eligible = eligible
         self.serialize_conditional_writes = serialize_conditional_writes
         self.endpoint_url = ""
@@ -476,7 +500,7 @@ class FaultProxy:
             if kind is not None:
                 with self._lock:
                     self._count_fault(kind, info)
-        if kind in (FaultKind.INTERNAL_ERROR, FaultKind.SLOW_DOWN):
+        if kind in (FaultKind.INTERNAL_ERROR, FaultKind.SLOW_DOWN, FaultKind.BAD_REQUEST):
             writer.write(_error_response(kind, request.method == "HEAD"))
             await writer.drain()
             return True
@@ -485,30 +509,41 @@ class FaultProxy:
             return False
         if kind is FaultKind.DELAY:
             await asyncio.sleep(self.delay_seconds)
-        response = await self._forward(request, info)
+        strip = _CONDITIONS if kind is FaultKind.STRIP_CONDITIONS else frozenset()
+        response = await self._forward(request, info, strip=strip)
         if kind is FaultKind.DROP_RESPONSE:
             _reset(writer)
             return False
-        writer.write(response)
+        if kind is FaultKind.TRICKLE:
+            head, _, body = response.partition(b"\r\n\r\n")
+            writer.write(head + b"\r\n\r\n")
+            for index in range(len(body)):
+                await writer.drain()
+                await asyncio.sleep(self.trickle_seconds)
+                writer.write(body[index : index + 1])
+        else:
+            writer.write(response)
         await writer.drain()
         return True
 
-    async def _forward(self, request: _Request, info: RequestInfo) -> bytes:
+    async def _forward(
+        self, request: _Request, info: RequestInfo, *, strip: frozenset[str] = frozenset()
+    ) -> bytes:
         conditional = info.header("If-None-Match") or info.header("If-Match")
-        if not (self.serialize_conditional_writes and conditional):
-            return await self._exchange(request)
+        if strip or not (self.serialize_conditional_writes and conditional):
+            return await self._exchange(request, strip=strip)
         key = request.target.partition("?")[0]
         lock = self._key_locks.setdefault(key, asyncio.Lock())
         async with lock:
             return await self._exchange(request)
 
-    async def _exchange(self, request: _Request) -> bytes:
+    async def _exchange(self, request: _Request, *, strip: frozenset[str] = frozenset()) -> bytes:
         """Send the request upstream on a fresh connection; the response, re-framed."""
         reader, writer = await asyncio.open_connection(
             self.upstream_host, self.upstream_port, limit=_MAX_HEADER_BYTES
         )
         try:
-            writer.write(request.upstream_bytes())
+            writer.write(request.upstream_bytes(strip=strip))
             await writer.drain()
             return await _read_response(reader, head_only=request.method == "HEAD")
         finally:
@@ -603,6 +638,12 @@ _ERRORS: Final = {
         "We encountered an internal error. Please try again.",
     ),
     FaultKind.SLOW_DOWN: (503, "Slow Down", "SlowDown", "Please reduce your request rate."),
+    FaultKind.BAD_REQUEST: (
+        400,
+        "Bad Request",
+        "InvalidRequest",
+        "The request is not supported by this server.",
+    ),
 }
 
 
