@@ -94,6 +94,11 @@ class AgentEventEnvelope:
     def __init__(self) -> None:
         raise TypeError("use AgentEventEnvelope.from_json, .from_dict or .create")
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Stores trust an envelope's bytes and fields because construction validated them;
+        # a subclass could override to_json or timestamp and slip past every check.
+        raise TypeError("AgentEventEnvelope cannot be subclassed")
+
     @classmethod
     def _build(cls, raw: bytes, data: Any, wide: bool) -> AgentEventEnvelope:
         event_id, sequence, timestamp, event_type = _core_fields(data)

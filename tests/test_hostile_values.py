@@ -383,3 +383,11 @@ def test_parquet_export_keeps_big_integers_exact(tmp_path: Any) -> None:
     row = pq.read_table(tmp_path / "out.parquet").to_pylist()[0]
     assert json.loads(row["fields"])["n"] == 2**64
     assert row["envelope"].encode() == event.to_json()
+
+
+def test_envelopes_cannot_be_subclassed_to_bypass_validation() -> None:
+    with pytest.raises(TypeError, match="cannot be subclassed"):
+
+        class Evil(AgentEventEnvelope):
+            def to_json(self) -> bytes:
+                return b"not json"
