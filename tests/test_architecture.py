@@ -20,6 +20,8 @@ LAYERS: dict[str, int] = {
     # contract and values
     "s3_eventstore.errors": 0,
     "s3_eventstore.identifiers": 0,
+    "s3_eventstore.timestamps": 0,
+    "s3_eventstore.jsonvalue": 0,
     "s3_eventstore.envelope": 0,
     "s3_eventstore.store": 0,
     "s3_eventstore.memory": 0,

@@ -371,7 +371,7 @@ def test_create_renders_early_years_with_four_digits() -> None:
 
 def test_parquet_export_keeps_big_integers_exact(tmp_path: Any) -> None:
     pq = pytest.importorskip("pyarrow.parquet")
-    from s3_eventstore.export import ParquetSink
+    from s3_eventstore.ops.export import ParquetSink
 
     event = AgentEventEnvelope.from_json(line_with(b"18446744073709551616"))
     assert (
