@@ -14,9 +14,11 @@ import shutil
 import subprocess
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.seaweedfs_fixture import ServerUnavailableError, die_with_parent, stop_process
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -37,6 +39,9 @@ class S3rver:
     """A running s3rver."""
 
     endpoint_url: str
+    name = "s3rver"
+    atomic_conditional_writes = False
+    """It ignores ``If-None-Match`` altogether."""
 
     def session(self) -> Any:
         """An ``aioboto3.Session`` with s3rver's credentials."""
@@ -65,19 +70,16 @@ def node_environment(node: str) -> dict[str, str]:
     return env
 
 
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"s3rver is required in CI: {reason}")
-    pytest.skip(f"s3rver unavailable: {reason}")
+def start_s3rver(root: Path) -> tuple[S3rver, subprocess.Popen[bytes]]:
+    """Install s3rver under ``root`` with npm and start it on a free 127.0.0.1 port.
 
-
-@pytest.fixture(scope="session")
-def s3rver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3rver]:
+    Raises:
+        ServerUnavailableError: no npm/node, the install failed, or it did not listen.
+    """
     npm = shutil.which("npm")
     node = shutil.which("node")
     if npm is None or node is None:
-        _unavailable("npm and node are not on PATH")
-    root: Path = tmp_path_factory.mktemp("s3rver")
+        raise ServerUnavailableError("npm and node are not on PATH")
     try:
         subprocess.run(
             [npm, "install", "--no-audit", "--no-fund", f"s3rver@{S3RVER_VERSION}"],
@@ -88,32 +90,43 @@ def s3rver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3rver]:
         )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
         output = getattr(err, "stderr", b"") or b""
-        _unavailable(f"npm install s3rver@{S3RVER_VERSION} failed: {output[-500:]!r}")
+        raise ServerUnavailableError(
+            f"npm install s3rver@{S3RVER_VERSION} failed: {output[-500:]!r}"
+        ) from err
     data = root / "data"
-    data.mkdir()
+    data.mkdir(exist_ok=True)
     script = root / "node_modules" / "s3rver" / "bin" / "s3rver.js"
     process = subprocess.Popen(
         [node, str(script), "-d", str(data), "-a", "127.0.0.1", "-p", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=node_environment(node),
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - one prctl call, see there
     )
+    assert process.stdout is not None
+    match = None
+    for line in process.stdout:  # blocks until s3rver prints where it listens
+        match = _LISTENING.search(line)
+        if match:
+            break
+    if match is None:
+        raise ServerUnavailableError(f"s3rver exited with {process.wait()} before listening")
+    # s3rver logs every request: keep reading, or a full pipe would stall it.
+    threading.Thread(target=process.stdout.read, daemon=True).start()
+    return S3rver(f"http://127.0.0.1:{int(match.group(2))}"), process
+
+
+@pytest.fixture(scope="session")
+def s3rver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3rver]:
+    """s3rver for the session; skipped with the reason when it cannot be had, except under
+    ``CI=true`` where that is a failure."""
     try:
-        assert process.stdout is not None
-        match = None
-        for line in process.stdout:  # blocks until s3rver prints where it listens
-            match = _LISTENING.search(line)
-            if match:
-                break
-        if match is None:
-            _unavailable(f"s3rver exited with {process.wait()} before listening")
-        # s3rver logs every request: keep reading, or a full pipe would stall it.
-        threading.Thread(target=process.stdout.read, daemon=True).start()
-        yield S3rver(f"http://127.0.0.1:{int(match.group(2))}")
+        server, process = start_s3rver(tmp_path_factory.mktemp("s3rver"))
+    except ServerUnavailableError as err:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"s3rver is required in CI: {err}")
+        pytest.skip(f"s3rver unavailable: {err}")
+    try:
+        yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
