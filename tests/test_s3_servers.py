@@ -229,3 +229,63 @@ def test_deleting_a_delete_marker_by_version_answers(
     }[server.name]
     assert deleted == sorted([(marker_fields, marker), (["Key", "VersionId"], version)])
     assert client.list_object_versions(Bucket=bucket_on).get("Versions", []) == []
+
+
+def _same_shard_threads() -> tuple[str, str]:
+    """Two thread ids whose folders share a shard and whose names S3 and SeaweedFS list in
+    opposite orders: ``thread=x/`` and ``thread=x-N/`` ('-' sorts before '/')."""
+    from s3_eventstore.s3.keys import thread_shard
+
+    for n in range(10_000):
+        if thread_shard(f"x-{n}") == thread_shard("x"):
+            return "x", f"x-{n}"
+    raise AssertionError("no pair found")
+
+
+async def test_the_store_does_not_depend_on_listing_order(seaweedfs_server: Any) -> None:
+    """On SeaweedFS, which lists ``thread=x/`` before ``thread=x-N/``, reads, the thread
+    catalog, verify and purge of the whole archive give S3's answers."""
+    from s3_eventstore import S3EventStore
+    from s3_eventstore.catalog import iter_threads
+    from s3_eventstore.testing.conformance import make_event
+
+    first, second = _same_shard_threads()
+    client = seaweedfs_server.client()
+    name = f"servers-{next(_names)}"
+    client.create_bucket(Bucket=name)
+    try:
+        async with S3EventStore(
+            name,
+            "p",
+            endpoint_url=seaweedfs_server.endpoint_url,
+            session=seaweedfs_server.session(),
+        ) as store:
+            written: dict[str, list[Any]] = {}
+            for thread in (first, second):
+                written[thread] = [make_event(n, thread=thread) for n in range(3)]
+                for turn in (1, 2):
+                    for event in written[thread]:
+                        await store.append(thread, turn, event)
+                    await store.finish_turn(thread, turn)
+            keys = [
+                obj["Key"]
+                for page in client.get_paginator("list_objects_v2").paginate(Bucket=name)
+                for obj in page.get("Contents", [])
+            ]
+            assert keys != sorted(keys, key=lambda key: key.encode())  # SeaweedFS's order
+            assert sorted([thread async for thread in iter_threads(store)]) == [first, second]
+            for thread in (first, second):
+                turns = await store.get_turns(thread)
+                assert [(t.turn, list(t.events)) for t in turns] == [
+                    (1, written[thread]),
+                    (2, written[thread]),
+                ]
+            report = await store.verify()
+            assert (report.objects_checked, report.ok, report.problems) == (4, 4, ())
+            await store.clear(first)
+            assert [t.turn for t in await store.get_turns(second)] == [1, 2]
+            assert await store.get_turns(first) == []
+    finally:
+        from tests.conftest import remove_bucket
+
+        remove_bucket(client, name)
