@@ -63,14 +63,17 @@ def s3_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def s3_server(s3_backend: str, request: pytest.FixtureRequest) -> Iterator[Any]:
+def s3_server(s3_backend: str, request: pytest.FixtureRequest) -> Any:
     """The session's server: ``endpoint_url``, ``session()`` (aioboto3) and, for real
     servers, ``atomic_conditional_writes``."""
-    if s3_backend == "moto":
-        with EmbeddedS3Server() as server:
-            yield server
-        return
-    yield request.getfixturevalue(f"{s3_backend}_server")
+    return request.getfixturevalue(f"{s3_backend}_server")
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[EmbeddedS3Server]:
+    """moto's server in this process (the default backend)."""
+    with EmbeddedS3Server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +123,14 @@ def atomic_conditional_writes(s3_server: Any) -> bool:
 
 @pytest.fixture(scope="session")
 def backdoor(s3_server: Any) -> Any:
-    return boto3.client("s3", endpoint_url=s3_server.endpoint_url, **CREDENTIALS)
+    return client_for(s3_server)
+
+
+def client_for(server: Any) -> Any:
+    """A synchronous boto3 client for any of the servers (moto's has no ``client()``)."""
+    if hasattr(server, "client"):
+        return server.client()
+    return boto3.client("s3", endpoint_url=server.endpoint_url, **CREDENTIALS)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from s3_eventstore.embedded import CREDENTIALS
+from s3_eventstore.demo.embedded import CREDENTIALS
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -57,7 +57,7 @@ START, END = "<!-- doctor-table:start -->", "<!-- doctor-table:end -->"
 def running(name: str) -> Iterator[tuple[str, dict[str, str]]]:
     """Start one server: ``(endpoint_url, credentials)``."""
     if name == "moto":
-        from s3_eventstore.embedded import EmbeddedS3Server
+        from s3_eventstore.demo.embedded import EmbeddedS3Server
 
         with EmbeddedS3Server() as moto:
             yield moto.endpoint_url, dict(CREDENTIALS)

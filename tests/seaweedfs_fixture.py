@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from s3_eventstore.embedded import CREDENTIALS
+from s3_eventstore.demo.embedded import CREDENTIALS
 
 if TYPE_CHECKING:
     from types import TracebackType

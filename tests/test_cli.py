@@ -436,6 +436,15 @@ def test_doctor_reports_every_check(archive: Archive) -> None:
     assert report["checks"]
     assert result.exit_code == (0 if report["ok"] else ExitCode.STORAGE)
     assert report["cleaned_up"] is True
+    # moto stores a wrong checksum: something the store only uses when present, so an
+    # advisory on stderr and exit 0, not a failure.
+    assert report["ok"] is True
+    assert result.exit_code == 0
+    (check,) = [c for c in report["checks"] if not c["ok"]]
+    assert (check["name"], check["required"]) == ("wrong_checksum_rejected", False)
+    assert result.stderr == (
+        "advisory: the endpoint lacks wrong_checksum_rejected (used when present)\n"
+    )
 
 
 def test_cli_imports_stay_light() -> None:

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 import random
 import struct
 from typing import TYPE_CHECKING, Any
@@ -24,9 +25,11 @@ from s3_eventstore import (
     StorageUnavailableError,
     TurnAlreadyFinishedError,
     TurnStreamingError,
+    UnsafeEndpointError,
 )
 from s3_eventstore.format.stream import STREAM_METADATA_KEY, TRAILER_BYTES
 from s3_eventstore.s3.multipart import MIN_PART_BYTES, StreamedTurn
+from s3_eventstore.testing.faultproxy import FaultProxy
 from tests.conftest import all_keys
 
 if TYPE_CHECKING:
@@ -245,8 +248,13 @@ async def test_clear_aborts_streamed_uploads(
 
 
 async def test_a_second_completion_of_the_key_is_refused(
-    s3_server: EmbeddedS3Server, bucket: str, backdoor: Any
+    s3_server: EmbeddedS3Server, bucket: str, backdoor: Any, s3_backend: str
 ) -> None:
+    if s3_backend == "radosgw":
+        pytest.skip(
+            "radosgw completes onto an existing key despite If-None-Match: the store "
+            "refuses to stream there (test_no_streaming_where_completion_ignores_the_condition)"
+        )
     first, second = blob_events(7 * MiB, seed=1), blob_events(7 * MiB, seed=2)
     async with new_store(s3_server, bucket) as one, new_store(s3_server, bucket) as two:
         for a, b in zip(first, second, strict=False):
@@ -378,3 +386,157 @@ def test_the_limits_are_checked() -> None:
         S3EventStore("b-1", max_parts_in_flight=0)
     with pytest.raises(ConfigurationError, match=r"^max_turn_buffer_bytes must be an int >= 1"):
         S3EventStore("b-1", max_turn_buffer_bytes=True)
+
+
+# --- endpoints whose CompleteMultipartUpload ignores If-None-Match (Ceph radosgw 16) -------
+
+
+async def _append_until_refused(
+    store: S3EventStore, turn: int, events: list[AgentEventEnvelope]
+) -> tuple[list[AgentEventEnvelope], UnsafeEndpointError]:
+    """Append to thread ``t`` until the store refuses: the accepted events and the error."""
+    accepted: list[AgentEventEnvelope] = []
+    for event in events:
+        try:
+            await store.append("t", turn, event)
+        except UnsafeEndpointError as err:
+            return accepted, err
+        accepted.append(event)
+    raise AssertionError("every append was accepted")
+
+
+def _ignoring_completion(s3_server: EmbeddedS3Server) -> FaultProxy:
+    """moto behind a proxy that drops the condition from CompleteMultipartUpload: it then
+    answers like radosgw (moto checks no signature, so the edited request passes)."""
+    return FaultProxy(s3_server.endpoint_url, ignore_conditions={"CompleteMultipartUpload"})
+
+
+@pytest.mark.moto_only(reason="the proxy edits signed headers; only moto ignores signatures")
+async def test_no_streaming_where_completion_ignores_the_condition(
+    s3_server: EmbeddedS3Server, bucket: str, backdoor: Any
+) -> None:
+    """The append that would start streaming is refused, typed, and records nothing; the
+    turn stays open with its events and finishes by one conditional PUT."""
+    events = blob_events(6 * MiB)
+    with _ignoring_completion(s3_server) as proxy:
+        async with S3EventStore(
+            bucket,
+            PREFIX,
+            endpoint_url=proxy.endpoint_url,
+            session=s3_server.session(),
+            max_turn_buffer_bytes=5 * MiB,
+            check_endpoint=True,
+        ) as store:
+            accepted, error = await _append_until_refused(store, 1, events)
+            assert error.code == "ConditionalMultipartIgnored"
+            assert error.operation == "CompleteMultipartUpload"
+            assert "max_turn_buffer_bytes=5242880" in str(error)
+            assert "overwrote an existing key" in str(error)
+            assert store.multipart_probe is not None
+            assert store.multipart_probe.honoured is False
+            assert store.multipart_probe.requests == {
+                "PutObject": 1,
+                "CreateMultipartUpload": 1,
+                "UploadPart": 1,
+                "CompleteMultipartUpload": 1,
+                "DeleteObject": 1,
+            }
+            (info_open,) = store.open_turns()
+            assert (info_open.events, info_open.streaming) == (len(accepted), False)
+            # Refused again without another probe; the turn still finishes, in one PUT.
+            with pytest.raises(UnsafeEndpointError):
+                await store.append("t", 1, events[len(accepted)])
+            assert store.requests.calls["CompleteMultipartUpload"] == 1
+            await store.finish_turn("t", 1)
+            turn = await store.get_turn("t", 1)
+            assert turn is not None
+            assert list(turn.events) == accepted
+    assert uploads(backdoor, bucket) == []
+    assert all_keys(backdoor, bucket) == [store.layout.turn_key("t", 1)]
+
+
+@pytest.mark.moto_only(reason="the proxy edits signed headers; only moto ignores signatures")
+async def test_streaming_there_anyway_when_told_to(
+    s3_server: EmbeddedS3Server, bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = blob_events(6 * MiB)
+    with _ignoring_completion(s3_server) as proxy:
+        async with S3EventStore(
+            bucket,
+            PREFIX,
+            endpoint_url=proxy.endpoint_url,
+            session=s3_server.session(),
+            max_turn_buffer_bytes=5 * MiB,
+            multipart_part_bytes=MIN_PART_BYTES,
+            check_endpoint=True,
+            allow_unsafe_endpoint=True,
+        ) as store:
+            with caplog.at_level(logging.WARNING, logger="s3_eventstore"):
+                for event in events:
+                    await store.append("t", 1, event)
+            assert "ignores If-None-Match on CompleteMultipartUpload" in caplog.text
+            assert [i.streaming for i in store.open_turns()] == [True]
+            await store.finish_turn("t", 1)
+
+
+async def test_the_multipart_probe_runs_once_before_the_first_stream(
+    s3_server: EmbeddedS3Server, bucket: str, backdoor: Any
+) -> None:
+    """Where completion honours the condition, large turns stream as before; the probe
+    costs 5 requests once, and the check-less default (loopback) costs none."""
+    async with new_store(s3_server, bucket, check_endpoint=True) as store:
+        for turn in (1, 2):
+            for event in blob_events(6 * MiB, seed=turn):
+                await store.append("t", turn, event)
+            assert [i.streaming for i in store.open_turns()] == [True]
+            await store.finish_turn("t", turn)
+        assert store.multipart_probe is not None
+        assert store.multipart_probe.honoured
+        assert store.multipart_probe.detail == "CompleteMultipartUpload onto an existing key: 412"
+        assert store.requests.calls["CompleteMultipartUpload"] == 1 + 2
+    async with new_store(s3_server, bucket) as unchecked:
+        for event in blob_events(6 * MiB, seed=3):
+            await unchecked.append("t", 3, event)
+        await unchecked.finish_turn("t", 3)
+        assert unchecked.multipart_probe is None
+        assert unchecked.requests.calls["CompleteMultipartUpload"] == 1
+    assert uploads(backdoor, bucket) == []
+    assert sorted(all_keys(backdoor, bucket)) == [
+        store.layout.turn_key("t", turn) for turn in (1, 2, 3)
+    ]
+
+
+async def test_radosgw_refuses_to_stream_and_keeps_the_barrier(radosgw_server: Any) -> None:
+    """On radosgw itself (opt-in): without the probe a second streamed finish overwrites
+    the first turn object (what the probe prevents); with it, streaming is refused."""
+    from tests.conftest import remove_bucket
+
+    client = radosgw_server.client()
+    bucket = "large-turns-radosgw"
+    client.create_bucket(Bucket=bucket)
+    try:
+        first, second = blob_events(6 * MiB, seed=1), blob_events(6 * MiB, seed=2)
+        async with (
+            new_store(radosgw_server, bucket, check_endpoint=False) as one,
+            new_store(radosgw_server, bucket, check_endpoint=False) as two,
+        ):
+            for a, b in zip(first, second, strict=False):
+                await one.append("t", 1, a)
+                await two.append("t", 1, b)
+            await one.finish_turn("t", 1)
+            await two.finish_turn("t", 1)  # no error: radosgw overwrote turn 1
+        turn = await _read(radosgw_server, bucket)
+        assert turn == second  # the first writer's acknowledged turn is gone
+        async with new_store(radosgw_server, bucket, check_endpoint=True) as checked:
+            _, error = await _append_until_refused(checked, 2, first)
+            assert error.code == "ConditionalMultipartIgnored"
+            await checked.finish_turn("t", 2)
+    finally:
+        remove_bucket(client, bucket)
+
+
+async def _read(server: Any, bucket: str) -> list[AgentEventEnvelope]:
+    async with new_store(server, bucket) as reader:
+        turn = await reader.get_turn("t", 1)
+        assert turn is not None
+        return list(turn.events)

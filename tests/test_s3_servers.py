@@ -234,7 +234,7 @@ def test_deleting_a_delete_marker_by_version_answers(
 def _same_shard_threads() -> tuple[str, str]:
     """Two thread ids whose folders share a shard and whose names S3 and SeaweedFS list in
     opposite orders: ``thread=x/`` and ``thread=x-N/`` ('-' sorts before '/')."""
-    from s3_eventstore.s3.keys import thread_shard
+    from s3_eventstore.format.keys import thread_shard
 
     for n in range(10_000):
         if thread_shard(f"x-{n}") == thread_shard("x"):
@@ -246,7 +246,7 @@ async def test_the_store_does_not_depend_on_listing_order(seaweedfs_server: Any)
     """On SeaweedFS, which lists ``thread=x/`` before ``thread=x-N/``, reads, the thread
     catalog, verify and purge of the whole archive give S3's answers."""
     from s3_eventstore import S3EventStore
-    from s3_eventstore.catalog import iter_threads
+    from s3_eventstore.ops.catalog import iter_threads
     from s3_eventstore.testing.conformance import make_event
 
     first, second = _same_shard_threads()

@@ -24,9 +24,11 @@ __all__ = ["doctor"]
 def doctor(config: ArchiveConfig, as_json: bool) -> None:
     """Probe the endpoint and bucket for the behaviours the archive relies on.
 
-    Conditional PUT (If-None-Match), checksums, listing order, metadata, ranged GET,
-    multipart and batch delete are each tried under PREFIX/_doctor/ (never under
-    threads/), then cleaned up. Exits 5 if any behaviour is missing.
+    Conditional PUT (If-None-Match), checksums, complete paginated listing, metadata,
+    ranged GET, conditional multipart completion and batch delete are each tried under
+    PREFIX/_doctor/ (never under threads/), then cleaned up. Checks marked "(uses)" are
+    what the store only uses when present: a missing one is printed as an advisory.
+    Exits 5 if something the store requires is missing.
 
     \b
     Examples:
@@ -38,8 +40,10 @@ def doctor(config: ArchiveConfig, as_json: bool) -> None:
         click.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
         click.echo(report.format())
+    for check in report.advisories:
+        click.echo(f"advisory: the endpoint lacks {check.name} (used when present)", err=True)
     if not report.ok:
-        failed = ", ".join(check.name for check in report.checks if not check.ok)
+        failed = ", ".join(check.name for check in report.missing)
         raise fail(f"the endpoint lacks: {failed}", ExitCode.STORAGE)
 
 

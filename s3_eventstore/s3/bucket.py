@@ -53,6 +53,7 @@ __all__ = [
     "PutMode",
     "StoredObject",
     "VersionRef",
+    "deleted_version_id",
 ]
 
 LIST_PAGE_LIMIT: Final = 1000
@@ -362,6 +363,8 @@ class Bucket:
         if not errors:
             return batch
         failed = {error.get("Key") for error in errors}
+        if None in failed:  # an error naming no key: which ones went is unknown
+            failed = set(batch)
         done = deleted_so_far + [key for key in batch if key not in failed]
         not_done = [key for key in all_keys if key not in set(done)]
         codes = sorted({str(error.get("Code")) for error in errors})
@@ -440,8 +443,7 @@ class Bucket:
         except Exception as err:
             raise translate(err, operation="DeleteObjects", key=batch[0].key) from err
         gone = {
-            (str(item.get("Key")), str(item.get("VersionId") or "null"))
-            for item in response.get("Deleted", [])
+            (str(item.get("Key")), deleted_version_id(item)) for item in response.get("Deleted", [])
         }
         codes = {
             str(error.get("Key")): str(error.get("Code")) for error in response.get("Errors", [])
@@ -552,3 +554,15 @@ def _precondition_or_translate(err: Exception, operation: str, key: str) -> Stor
             code="PreconditionFailed",
         )
     return translate(err, operation=operation, key=key)
+
+
+def deleted_version_id(item: dict[str, Any]) -> str:
+    """The version a ``Deleted`` entry of a DeleteObjects answer names, in either shape a
+    server gives when the request named versions: S3 and radosgw put it in ``VersionId``
+    (and, for a delete marker, also in ``DeleteMarkerVersionId``); SeaweedFS names a
+    removed delete marker by ``DeleteMarkerVersionId`` alone. ``"null"`` when neither
+    (the unversioned null version)."""
+    version = item.get("VersionId")
+    if not version and item.get("DeleteMarker"):
+        version = item.get("DeleteMarkerVersionId")
+    return str(version or "null")

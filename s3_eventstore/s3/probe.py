@@ -1,9 +1,15 @@
-"""The endpoint probe: does the endpoint honour ``If-None-Match: *`` on PutObject?
+"""The endpoint probe: does the endpoint honour ``If-None-Match: *`` on PutObject, and on
+CompleteMultipartUpload?
 
 A store relies on conditional writes (one writer wins each turn). Endpoints that are
 neither AWS nor loopback are probed once, before the first write
 (``S3EventStore(check_endpoint=...)``): :func:`probe_conditional_put` PUTs a key twice
-under ``{prefix}_doctor/`` and deletes it. The full battery of checks is the doctor's
+under ``{prefix}_doctor/`` and deletes it. Before the first turn that outgrows
+``max_turn_buffer_bytes`` (a streamed turn, finished by CompleteMultipartUpload),
+:func:`probe_conditional_multipart_complete` completes a one-part upload onto an existing
+key: where the condition is ignored there (Ceph radosgw 16) the store refuses to stream
+(``UnsafeEndpointError``, code ``ConditionalMultipartIgnored``), so every finish stays a
+conditional write that one writer wins. The full battery of checks is the doctor's
 (:mod:`s3_eventstore.ops.doctor`).
 
 The probe talks to the raw client on purpose: it must see what a misbehaving endpoint
@@ -20,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlparse
 
-from s3_eventstore.errors import UnsafeEndpointError
+from s3_eventstore.errors import StorageError, UnsafeEndpointError
 from s3_eventstore.s3.errors import error_code, is_precondition_failed, translate
 
 if TYPE_CHECKING:
@@ -34,6 +40,7 @@ __all__ = [
     "EndpointProbe",
     "ProbeResult",
     "endpoint_failures",
+    "probe_conditional_multipart_complete",
     "probe_conditional_put",
 ]
 
@@ -68,6 +75,10 @@ class ProbeResult:
     """Requests the probe sent, by operation (they are also in the store's counter)."""
 
 
+_REFUSED_CODES: Final = ("NotImplemented", "InvalidArgument", "InvalidRequest")
+"""Codes of an endpoint that refuses a conditional header outright."""
+
+
 async def probe_conditional_put(client: Any, bucket: str, key: str) -> ProbeResult:
     """PUT ``key`` twice with ``If-None-Match: *`` and delete it: is the second refused?
 
@@ -87,7 +98,7 @@ async def probe_conditional_put(client: Any, bucket: str, key: str) -> ProbeResu
         try:
             await call("PutObject", client.put_object, Body=body, IfNoneMatch="*")
         except failures as err:
-            if error_code(err) in ("NotImplemented", "InvalidArgument", "InvalidRequest"):
+            if error_code(err) in _REFUSED_CODES:
                 return ProbeResult(
                     False, f"PutObject with If-None-Match: * refused: {error_code(err)}", requests
                 )
@@ -108,6 +119,73 @@ async def probe_conditional_put(client: Any, bucket: str, key: str) -> ProbeResu
             await call("DeleteObject", client.delete_object)
 
 
+async def probe_conditional_multipart_complete(client: Any, bucket: str, key: str) -> ProbeResult:
+    """PUT ``key``, then complete a one-part multipart upload onto it with
+    ``If-None-Match: *``: is the completion refused? Deletes the key and aborts the
+    upload afterwards. (Ceph radosgw 16 ignores the condition there, though it honours it
+    on PutObject: a streamed turn could then overwrite a finished one.)
+
+    Raises:
+        StorageError: the endpoint could not be reached, or refused a request for a
+            reason other than the condition.
+    """
+    failures = endpoint_failures()
+    requests: dict[str, int] = {}
+
+    async def call(operation: str, method: Callable[..., Awaitable[Any]], **params: Any) -> Any:
+        requests[operation] = requests.get(operation, 0) + 1
+        try:
+            return await method(Bucket=bucket, Key=key, **params)
+        except failures as err:
+            if operation == "CompleteMultipartUpload" and is_precondition_failed(err):
+                raise
+            if operation == "CompleteMultipartUpload" and error_code(err) in _REFUSED_CODES:
+                raise
+            raise translate(err, operation=operation, key=key) from err
+
+    upload_id: str | None = None
+    try:
+        await call("PutObject", client.put_object, Body=b"s3-eventstore multipart probe\n")
+        created = await call("CreateMultipartUpload", client.create_multipart_upload)
+        upload_id = str(created["UploadId"])
+        part = await call(
+            "UploadPart", client.upload_part, UploadId=upload_id, PartNumber=1, Body=b"part"
+        )
+        try:
+            await call(
+                "CompleteMultipartUpload",
+                client.complete_multipart_upload,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+                IfNoneMatch="*",
+            )
+        except failures as err:
+            if is_precondition_failed(err):
+                return ProbeResult(
+                    True, "CompleteMultipartUpload onto an existing key: 412", requests
+                )
+            return ProbeResult(
+                False,
+                f"CompleteMultipartUpload with If-None-Match: * refused: {error_code(err)}",
+                requests,
+            )
+        upload_id = None  # completed
+        return ProbeResult(
+            False,
+            "CompleteMultipartUpload with If-None-Match: * overwrote an existing key "
+            "(the header is ignored there)",
+            requests,
+        )
+    finally:
+        with contextlib.suppress(*failures, StorageError):  # best effort: tiny, not threads/
+            if upload_id is not None:
+                await call(
+                    "AbortMultipartUpload", client.abort_multipart_upload, UploadId=upload_id
+                )
+        with contextlib.suppress(*failures, StorageError):
+            await call("DeleteObject", client.delete_object)
+
+
 class EndpointProbe:
     """Runs the probe once per store, when its :class:`EndpointCheck` asks for it."""
 
@@ -118,6 +196,8 @@ class EndpointProbe:
         self._lock = asyncio.Lock()
         self.result: ProbeResult | None = None
         """The probe's result once it ran."""
+        self.multipart: ProbeResult | None = None
+        """The multipart probe's result once it ran (before the first streamed turn)."""
 
     def wanted(self) -> bool:
         """Whether the configuration asks for a probe before the first write."""
@@ -168,4 +248,53 @@ class EndpointProbe:
             f"store refuses to write; pass allow_unsafe_endpoint=True to write anyway",
             operation="PutObject",
             code="IfNoneMatchIgnored",
+        )
+
+    # --- streamed turns -----------------------------------------------------------------
+
+    def stream_probe_pending(self) -> bool:
+        """Whether a turn about to stream must first wait for the multipart probe."""
+        return self.multipart is None and self.wanted()
+
+    async def probe_multipart(self) -> ProbeResult:
+        """Probe conditional multipart completion now, once (before the first stream).
+
+        Raises:
+            StorageError: the probe could not run (it is tried again next time).
+        """
+        async with self._lock:
+            if self.multipart is None:
+                key = f"{self._prefix}{DOCTOR_DIR}probe-multipart-{uuid.uuid4().hex}"
+                client = await self._bucket.bounded_client()
+                self.multipart = await probe_conditional_multipart_complete(
+                    client, self._bucket.name, key
+                )
+                if not self.multipart.honoured:
+                    logger.warning(
+                        "endpoint %s ignores If-None-Match on CompleteMultipartUpload: %s",
+                        self._bucket.settings.endpoint_url,
+                        self.multipart.detail,
+                    )
+            return self.multipart
+
+    def check_stream_allowed(self, what: str, limit: int) -> None:
+        """Refuse to start streaming ``what`` where completion ignores the condition.
+
+        Raises:
+            UnsafeEndpointError: the probe found that CompleteMultipartUpload ignores
+                ``If-None-Match`` and unsafe endpoints are not allowed.
+        """
+        probe = self.multipart
+        if probe is None or probe.honoured or self._check.allow_unsafe_endpoint:
+            return
+        raise UnsafeEndpointError(
+            f"{what} outgrew max_turn_buffer_bytes={limit}, and a turn that large is "
+            f"streamed as a multipart upload, but endpoint {self._bucket.settings.endpoint_url} "
+            f"ignores If-None-Match on CompleteMultipartUpload ({probe.detail}): a streamed "
+            f"turn could overwrite a finished one. The event was not appended; the turn "
+            f"stays open with its events: finish it (one conditional PUT), or raise "
+            f"max_turn_buffer_bytes so turns this large are buffered and finished by one "
+            f"PUT, or pass allow_unsafe_endpoint=True to stream anyway",
+            operation="CompleteMultipartUpload",
+            code="ConditionalMultipartIgnored",
         )

@@ -91,10 +91,14 @@ class S3EventStore(EventStore):
             ``append`` waits for the upload (back-pressure).
         check_endpoint: Probe once, before the first write, that the endpoint honours
             ``If-None-Match: *`` (two conditional PUTs and a DELETE under
-            ``{prefix}_doctor/``). ``None`` (default) probes endpoints that are neither
-            AWS nor loopback (test and development servers); ``True`` always; ``False``
-            never.
-        allow_unsafe_endpoint: Write even when the probe finds that the endpoint ignores
+            ``{prefix}_doctor/``), and once, before the first turn that outgrows
+            ``max_turn_buffer_bytes``, that CompleteMultipartUpload honours it too (a PUT,
+            a one-part upload, a DELETE); where it does not (Ceph radosgw 16) large turns
+            are not streamed: that ``append`` raises :class:`UnsafeEndpointError` (code
+            ``ConditionalMultipartIgnored``) and records nothing. ``None`` (default)
+            probes endpoints that are neither AWS nor loopback (test and development
+            servers); ``True`` always; ``False`` never.
+        allow_unsafe_endpoint: Write even when a probe finds that the endpoint ignores
             ``If-None-Match`` (a warning is logged): two writers of one turn can then
             silently overwrite each other.
         operation_timeout: Seconds one S3 call may take in total, retries and backoff
@@ -310,6 +314,8 @@ class S3EventStore(EventStore):
                 sealed, or that was discarded while this append waited.
             StorageError: a part of a streamed turn could not be uploaded; the turn is
                 still open and the next append or ``finish_turn`` retries the upload.
+            UnsafeEndpointError: the turn would stream, but the endpoint ignores
+                ``If-None-Match`` on CompleteMultipartUpload (see ``check_endpoint``).
 
             Whenever it raises, the event was not recorded.
         """
@@ -540,6 +546,12 @@ class S3EventStore(EventStore):
     def endpoint_probe(self) -> ProbeResult | None:
         """The conditional-write probe's result once it ran (see ``check_endpoint``)."""
         return self._probe.result
+
+    @property
+    def multipart_probe(self) -> ProbeResult | None:
+        """Whether CompleteMultipartUpload honours ``If-None-Match: *``, once probed (before
+        the first streamed turn, when ``check_endpoint`` asks for probes)."""
+        return self._probe.multipart
 
     async def probe_endpoint(self) -> ProbeResult:
         """Check now, once per store, that the endpoint honours ``If-None-Match: *``.

@@ -138,6 +138,15 @@ class TurnWriter:
         size = envelope.wire_size + 1
         stream = None
         if open_turn.buffered_bytes + size >= self.max_turn_buffer_bytes:
+            if self._probe.stream_probe_pending():
+                # Once per store, before the first stream: does completion honour
+                # If-None-Match? The turn may change while the probe runs: start over.
+                await self._probe.probe_multipart()
+                await self.append(thread_id, turn, envelope)
+                return
+            self._probe.check_stream_allowed(  # may refuse: before anything is recorded
+                f"turn {turn} of thread {thread_id!r}", self.max_turn_buffer_bytes
+            )
             stream = self._new_stream(open_turn)  # may refuse: before anything is recorded
         self._open_turns.budget.reserve(size)
         open_turn.add(envelope)
