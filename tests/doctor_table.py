@@ -37,16 +37,15 @@ LIBRARY_DOES = {
     "(`UnsafeEndpointError`) unless `allow_unsafe_endpoint=True`.",
     "listing_complete": "Required: every read lists a thread's folder page by page; a key "
     "lost between pages is a turn silently missing.",
-    "listing_order": "Not relied on: the store sorts what it lists (turns by number, "
-    "segments and threads by key).",
     "metadata_round_trip": "Required: the manifest travels as user metadata.",
     "ranged_get": "Required (explicit `bytes=a-b` ranges only: the store never sends suffix "
     "ranges, which s3rver answers wrongly).",
-    "conditional_multipart_complete": "Large turns stream as multipart uploads; where "
-    "completion ignores `If-None-Match` the store does not stream (see FORMAT.md).",
+    "conditional_multipart_complete": "Used when present: turns past `max_turn_buffer_bytes` "
+    "stream as multipart uploads; where completion ignores `If-None-Match` the store does "
+    "not stream (`UnsafeEndpointError`, FORMAT.md §3.1).",
     "delete_objects": "Required by `clear`/`purge`/compaction; batches are capped at 1000 "
     "keys by the library (moto accepts more, S3 does not).",
-    "checksum_sha256": "Used when present: PUTs carry `x-amz-checksum-sha256`.",
+    "checksum_sha256": "Required: PUTs and parts carry `x-amz-checksum-sha256`.",
     "wrong_checksum_rejected": "Used when present; the store verifies every object it reads "
     "against its manifest's SHA-256 anyway.",
 }
@@ -183,7 +182,7 @@ def column(report: dict[str, Any]) -> dict[str, str]:
 
 
 def main(argv: list[str]) -> None:
-    wanted = argv or ["moto", "seaweedfs", "s3rver"]
+    wanted = [name for name in SERVERS if name in (argv or ["moto", "seaweedfs", "s3rver"])]
     reports = {}
     for name in wanted:
         with running(name) as (endpoint_url, credentials):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import pytest
 
 from s3_eventstore import S3EventStore
-
-if TYPE_CHECKING:
-    import pytest
+from tests.doctor_table import TITLES, column, doctor_json, parse_readme_table
+from tests.s3rver_fixture import S3RVER_CREDENTIALS, s3rver  # noqa: F401 - the fixture
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -43,3 +44,16 @@ def test_quickstart_runs(
     monkeypatch.setattr(S3EventStore, "from_url", staticmethod(local))
     exec(compile(code.group(1), "README.md", "exec"), {"__name__": "readme"})  # noqa: S102 - our own README
     assert capsys.readouterr().out.splitlines() == ["1 True ['start', 'text_delta']", "2"]
+
+
+@pytest.mark.parametrize("name", ["moto", "seaweedfs", "radosgw", "s3rver"])
+def test_the_servers_table_is_what_doctor_says(name: str, request: pytest.FixtureRequest) -> None:
+    """README's table of S3 implementations: each server's column is what
+    ``s3-eventstore doctor --json`` reports on that server now (radosgw: opt-in)."""
+    from s3_eventstore.demo.embedded import CREDENTIALS
+
+    server = request.getfixturevalue("s3rver" if name == "s3rver" else f"{name}_server")
+    credentials = S3RVER_CREDENTIALS if name == "s3rver" else CREDENTIALS
+    report = doctor_json(server.endpoint_url, dict(credentials), f"readme-{name}")
+    readme = parse_readme_table(README.read_text(encoding="utf-8"))
+    assert readme[TITLES[name]] == column(report)
