@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -29,10 +30,12 @@ from s3_eventstore import (
 )
 from s3_eventstore.format.stream import STREAM_METADATA_KEY, TRAILER_BYTES
 from s3_eventstore.s3.multipart import MIN_PART_BYTES, StreamedTurn
-from s3_eventstore.testing.faultproxy import FaultProxy
+from s3_eventstore.testing.faultproxy import FaultKind, FaultProxy
 from tests.conftest import all_keys
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 MiB = 1024 * 1024
@@ -405,10 +408,14 @@ async def _append_until_refused(
     raise AssertionError("every append was accepted")
 
 
-def _ignoring_completion(s3_server: EmbeddedS3Server) -> FaultProxy:
-    """moto behind a proxy that drops the condition from CompleteMultipartUpload: it then
-    answers like radosgw (moto checks no signature, so the edited request passes)."""
-    return FaultProxy(s3_server.endpoint_url, ignore_conditions={"CompleteMultipartUpload"})
+@contextlib.contextmanager
+def _ignoring_completion(s3_server: EmbeddedS3Server) -> Iterator[FaultProxy]:
+    """moto behind a proxy that drops the condition from every CompleteMultipartUpload:
+    it then answers like radosgw (moto checks no signature, so the edited request
+    passes)."""
+    with FaultProxy(s3_server.endpoint_url) as proxy:
+        proxy.plan_next(FaultKind.STRIP_CONDITIONS, count=100, match="CompleteMultipartUpload")
+        yield proxy
 
 
 @pytest.mark.moto_only(reason="the proxy edits signed headers; only moto ignores signatures")
