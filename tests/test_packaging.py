@@ -4,6 +4,7 @@ and a conformance kit that imports without pytest."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -189,3 +190,26 @@ def test_the_testing_package_imports_without_pytest() -> None:
     lines = result.stdout.splitlines()
     assert lines[0] == "107"
     assert lines[1] == ("EventStoreConformance needs pytest: pip install 's3-eventstore[testing]'")
+
+
+def _collected(*args: str, **env: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+        cwd=ROOT,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_slow_tests_run_only_when_asked() -> None:
+    module = "tests/test_large_turns.py"  # a slow module: every test in it is slow
+    default = _collected(module)
+    assert re.match(r"no tests collected \(\d+ deselected\)", default), default
+    only_slow = _collected("-m", "slow", module)
+    everything = _collected(module, S3ES_SLOW="1")
+    assert re.match(r"\d+ tests collected", only_slow), only_slow
+    assert only_slow.split(" in ")[0] == everything.split(" in ")[0], (only_slow, everything)

@@ -171,6 +171,7 @@ async def test_loser_of_a_cross_store_race_gets_its_events_back(
     assert len(all_keys(backdoor, bucket)) == 1
 
 
+@pytest.mark.slow  # 2,500 objects: over a minute on a busy 2-core machine
 async def test_pagination_and_batched_delete_past_1000_objects(
     s3_server: EmbeddedS3Server, bucket: str, backdoor: Any
 ) -> None:

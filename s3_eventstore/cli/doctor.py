@@ -26,7 +26,9 @@ def doctor(config: ArchiveConfig, as_json: bool) -> None:
 
     Conditional PUT (If-None-Match), checksums, listing order, metadata, ranged GET,
     multipart and batch delete are each tried under PREFIX/_doctor/ (never under
-    threads/), then cleaned up. Exits 5 if any behaviour is missing.
+    threads/), then cleaned up. Requirements decide the exit code (5 if one is
+    missing); advisories (server-side rejection of a wrong checksum, which the store
+    uses when present) are reported, marked "(advisory)", and do not fail.
 
     \b
     Examples:
@@ -38,9 +40,13 @@ def doctor(config: ArchiveConfig, as_json: bool) -> None:
         click.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
         click.echo(report.format())
+    if report.advisories:
+        click.echo(
+            f"note: the endpoint lacks (advisory, not required): {', '.join(report.advisories)}",
+            err=True,
+        )
     if not report.ok:
-        failed = ", ".join(check.name for check in report.checks if not check.ok)
-        raise fail(f"the endpoint lacks: {failed}", ExitCode.STORAGE)
+        raise fail(f"the endpoint lacks: {', '.join(report.missing)}", ExitCode.STORAGE)
 
 
 async def _doctor(config: ArchiveConfig) -> DoctorReport:

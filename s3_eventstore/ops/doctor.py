@@ -6,6 +6,12 @@ lists keys in another order or mangles metadata breaks reads. :func:`run_doctor`
 each behaviour under ``{prefix}_doctor/{random}/`` and reports yes or no with what the
 endpoint answered, then deletes what it wrote. It never touches the store's threads.
 
+Each check is a **requirement** (the store is unsafe or broken without it) or an
+**advisory** (the store uses it when present and is correct without it: a server that
+does not reject a wrong ``x-amz-checksum-sha256`` loses a second line of defence, since
+every read is verified against the manifest anyway). :attr:`DoctorReport.ok` is about
+requirements only.
+
 :func:`~s3_eventstore.s3.probe.probe_conditional_put` is the cheap subset the store runs once before its first
 write to a non-AWS endpoint (``S3EventStore(check_endpoint=...)``).
 """
@@ -60,6 +66,8 @@ class Check:
     """True when the endpoint behaves as the store needs."""
     detail: str
     """What was sent and what the endpoint answered."""
+    required: bool = True
+    """True for a requirement; ``False`` for an advisory (used when present)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +87,18 @@ class DoctorReport:
 
     @property
     def ok(self) -> bool:
-        """True when every check passed."""
-        return all(check.ok for check in self.checks)
+        """True when every required check passed (advisories do not count)."""
+        return all(check.ok for check in self.checks if check.required)
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """Names of the failed requirements."""
+        return tuple(c.name for c in self.checks if c.required and not c.ok)
+
+    @property
+    def advisories(self) -> tuple[str, ...]:
+        """Names of the failed advisory checks (reported, not failures)."""
+        return tuple(c.name for c in self.checks if not c.required and not c.ok)
 
     def check(self, name: str) -> Check:
         """The check called ``name``.
@@ -95,11 +113,20 @@ class DoctorReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-compatible dict (for the CLI's ``--json``)."""
-        return {**asdict(self), "ok": self.ok}
+        return {
+            **asdict(self),
+            "ok": self.ok,
+            "missing": list(self.missing),
+            "advisories": list(self.advisories),
+        }
 
     def format(self) -> str:
-        """One line per check: ``yes``/``no``, name, detail."""
-        lines = [f"{'yes' if c.ok else 'no ':3}  {c.name}: {c.detail}" for c in self.checks]
+        """One line per check: ``yes``/``no``, name (advisories marked), detail."""
+        lines = [
+            f"{'yes' if c.ok else 'no ':3}  {c.name}{'' if c.required else ' (advisory)'}: "
+            f"{c.detail}"
+            for c in self.checks
+        ]
         lines.append(f"{'yes' if self.cleaned_up else 'no ':3}  cleaned_up: {self.folder}")
         return "\n".join(lines)
 
@@ -209,9 +236,19 @@ class _Doctor:
         except _FAILURES as err:
             code = error_code(err)
             if code is not None:
-                return Check(name, True, f"rejected: {code} (HTTP {http_status(err)})")
-            return Check(name, False, f"failed without an S3 error: {_describe(err)}")
-        return Check(name, False, "a PUT with a wrong x-amz-checksum-sha256 was stored")
+                return Check(
+                    name, True, f"rejected: {code} (HTTP {http_status(err)})", required=False
+                )
+            return Check(
+                name, False, f"failed without an S3 error: {_describe(err)}", required=False
+            )
+        return Check(
+            name,
+            False,
+            "a PUT with a wrong x-amz-checksum-sha256 was stored (every read is still "
+            "verified against its manifest)",
+            required=False,
+        )
 
     async def listing_order(self) -> Check:
         name = "listing_order"
