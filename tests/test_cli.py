@@ -328,7 +328,7 @@ def test_export_of_an_unknown_thread(archive: Archive, tmp_path: Path) -> None:
     thread = _first_thread(archive)
     result = invoke(archive, "export", thread, "nope", "-o", str(tmp_path / "x.jsonl"))
     assert result.exit_code == ExitCode.NOT_FOUND
-    assert result.stderr == "error: thread(s) not found: 'nope'\n"
+    assert result.stderr == "error: thread not found: 'nope'\n"
     assert (tmp_path / "x.jsonl").read_bytes().count(b"\n") == len(archive.events(thread))
 
 
@@ -360,7 +360,7 @@ def test_verify_finds_a_corrupt_object(archive: Archive, backdoor: Any) -> None:
     result = invoke(archive, "verify")
     assert result.exit_code == ExitCode.INTEGRITY
     assert f"BAD  {key}: CorruptObjectError: " in result.stdout
-    assert result.stderr == "error: 1 object(s) failed verification\n"
+    assert result.stderr == "error: 1 object failed verification\n"
     one = invoke(archive, "verify", thread, "--json")
     assert one.exit_code == ExitCode.INTEGRITY
     assert [p["key"] for p in json.loads(one.stdout)["problems"]] == [key]
@@ -369,7 +369,7 @@ def test_verify_finds_a_corrupt_object(archive: Archive, backdoor: Any) -> None:
 def test_verify_unknown_thread_and_empty_prefix(archive: Archive, bucket: str) -> None:
     result = invoke(archive, "verify", "nope")
     assert result.exit_code == ExitCode.NOT_FOUND
-    assert result.stderr == "error: thread(s) not found: 'nope'\n"
+    assert result.stderr == "error: thread not found: 'nope'\n"
     empty = invoke(
         None, "verify", "--url", f"s3://{bucket}/empty", endpoint_url=archive.endpoint_url
     )
@@ -418,11 +418,12 @@ def test_clear_asks_first(archive: Archive, backdoor: Any) -> None:
     folder = KeyLayout.for_prefix(PREFIX).thread_folder(thread)
     declined = invoke(archive, "clear", thread, input="n\n")
     assert declined.exit_code == ExitCode.ABORTED == 1
-    assert "Delete 2 object(s) of thread" in declined.output
+    assert "Delete 2 objects of thread" in declined.stderr
+    assert declined.stdout == ""
     assert len(all_keys(backdoor, archive.bucket, folder)) == 2
     done = invoke(archive, "clear", thread, "--yes")
     assert done.exit_code == 0
-    assert done.stdout == f"deleted 2 object(s) of thread {thread!r}\n"
+    assert done.stdout == f"deleted 2 objects of thread {thread!r}\n"
     assert all_keys(backdoor, archive.bucket, folder) == []
     again = invoke(archive, "clear", thread, "--yes")
     assert again.exit_code == ExitCode.NOT_FOUND

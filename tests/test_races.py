@@ -46,6 +46,7 @@ async def _race(go: asyncio.Event, store: S3EventStore, thread: str, turn: int) 
     await store.finish_turn(thread, turn)
 
 
+@pytest.mark.slow  # many rounds of racing stores
 async def test_cross_store_races_have_exactly_one_winner(
     s3_server: EmbeddedS3Server, bucket: str, backdoor: Any
 ) -> None:

@@ -19,6 +19,7 @@ from s3_eventstore.cli.options import (
     archive_options,
     fail,
     output_options,
+    plural,
     printable,
     run,
     stdout_bytes,
@@ -105,7 +106,7 @@ async def _threads(config: ArchiveConfig, *, details: bool, as_json: bool, null:
                 if unwritable:
                     names = ", ".join(repr(t) for t in unwritable)
                     raise fail(
-                        f"{len(unwritable)} thread id(s) hold a NUL byte and were left out of "
+                        f"{plural(len(unwritable), 'thread id')} with a NUL byte left out of "
                         f"-0 output (use --json): {names}",
                         ExitCode.USAGE,
                     )

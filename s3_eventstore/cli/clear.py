@@ -35,27 +35,23 @@ def clear(config: ArchiveConfig, thread: str, yes: bool, as_json: bool) -> None:
       s3-eventstore clear --url s3://my-archive/agents/dev THREAD
       s3-eventstore clear THREAD --yes
     """
-    count = run(_count(config, thread))
-    if count == 0:
-        raise fail(f"thread {thread!r} not found (no objects)", ExitCode.NOT_FOUND)
-    if not yes:
-        confirm(f"Delete {plural(count, 'object')} of thread {thread!r} from {config.url}?")
-    run(_clear(config, thread))
+    count = run(_clear(config, thread, ask=not yes))
     if as_json:
         click.echo(orjson.dumps({"thread_id": thread, "deleted_objects": count}).decode())
     else:
         click.echo(printable(f"deleted {plural(count, 'object')} of thread {thread!r}"))
 
 
-async def _count(config: ArchiveConfig, thread: str) -> int:
+async def _clear(config: ArchiveConfig, thread: str, *, ask: bool) -> int:
+    """Count, ask, delete: one client for all three (one client creation, not two)."""
     async with config.open_store() as store:
         folder = store.layout.thread_folder(thread)
         count = 0
         async for page in list_pages(store, folder):
             count += len(page.get("Contents", []))
-        return count
-
-
-async def _clear(config: ArchiveConfig, thread: str) -> None:
-    async with config.open_store() as store:
+        if count == 0:
+            raise fail(f"thread {thread!r} not found (no objects)", ExitCode.NOT_FOUND)
+        if ask:
+            confirm(f"Delete {plural(count, 'object')} of thread {thread!r} from {config.url}?")
         await store.clear(thread)
+        return count

@@ -8,16 +8,15 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
-from s3_eventstore.cli.exit_codes import ExitCode
 from s3_eventstore.cli.options import (
     Progress,
     archive_options,
-    fail,
     plural,
     printable,
     read_thread_ids,
     run,
     thread_ids_option,
+    threads_not_found,
 )
 
 if TYPE_CHECKING:
@@ -96,8 +95,7 @@ def compact(
             click.echo(printable(f"{report['thread_id']}: {_describe(report, min_turns)}"))
         click.echo(f"compacted {len(changed)} of {plural(len(reports), 'thread')}")
     if missing:
-        names = ", ".join(repr(t) for t in missing)
-        raise fail(f"thread(s) not found: {names}", ExitCode.NOT_FOUND)
+        raise threads_not_found(missing)
 
 
 def _describe(report: dict[str, Any], min_turns: int) -> str:

@@ -22,6 +22,7 @@ from s3_eventstore.cli.options import (
     run,
     stdout_bytes,
     thread_ids_option,
+    threads_not_found,
 )
 from s3_eventstore.ops.export import ExportResult, JsonLinesSink, ParquetSink, export_threads
 
@@ -104,8 +105,7 @@ def export(
         else:
             click.echo(f"nothing exported; {output} left as it was", err=True)
     if result.missing:
-        names = ", ".join(repr(t) for t in result.missing)
-        raise fail(f"thread(s) not found: {names}", ExitCode.NOT_FOUND)
+        raise threads_not_found(result.missing)
 
 
 def _check_output(path: Path, *, force: bool) -> None:

@@ -56,6 +56,7 @@ __all__ = [
     "run",
     "stdout_bytes",
     "thread_ids_option",
+    "threads_not_found",
 ]
 
 _T = TypeVar("_T")
@@ -286,6 +287,13 @@ def printable(text: str) -> str:
 def plural(count: int, singular: str, plural_form: str | None = None) -> str:
     """``"1 thread"``, ``"2 threads"``."""
     return f"{count} {singular if count == 1 else (plural_form or singular + 's')}"
+
+
+def threads_not_found(thread_ids: list[str]) -> CliError:
+    """The error (exit 3) for named threads that do not exist."""
+    names = ", ".join(repr(t) for t in thread_ids)
+    what = "thread" if len(thread_ids) == 1 else "threads"
+    return fail(f"{what} not found: {names}", ExitCode.NOT_FOUND)
 
 
 def confirm(question: str) -> None:

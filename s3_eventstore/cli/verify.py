@@ -18,6 +18,7 @@ from s3_eventstore.cli.options import (
     read_thread_ids,
     run,
     thread_ids_option,
+    threads_not_found,
 )
 from s3_eventstore.ops.catalog import iter_threads, verify_archive
 
@@ -75,10 +76,10 @@ def verify(
         for key in report.foreign:
             click.echo(printable(f"SKIP {key}: not a turn object"))
     if report.problems:
-        raise fail(f"{len(report.problems)} object(s) failed verification", ExitCode.INTEGRITY)
+        failed = plural(len(report.problems), "object")
+        raise fail(f"{failed} failed verification", ExitCode.INTEGRITY)
     if missing:
-        names = ", ".join(repr(t) for t in missing)
-        raise fail(f"thread(s) not found: {names}", ExitCode.NOT_FOUND)
+        raise threads_not_found(missing)
 
 
 async def _verify(
