@@ -162,13 +162,14 @@ def test_turns_from_manifests(archive: Archive) -> None:
         "first",
         "last",
         "finished",
+        "stored_in",
     ]
 
 
 def test_turns_of_an_unknown_thread(archive: Archive) -> None:
     result = invoke(archive, "turns", "nope")
     assert result.exit_code == ExitCode.NOT_FOUND == 3
-    assert result.stderr == "error: thread 'nope' not found (no turn objects)\n"
+    assert result.stderr == "error: thread 'nope' not found (no turns)\n"
 
 
 def test_turns_with_a_missing_manifest(archive: Archive, backdoor: Any) -> None:

@@ -21,8 +21,8 @@ import pytest
 from s3_eventstore.cli import COMMANDS
 from s3_eventstore.cli.exit_codes import ExitCode
 from s3_eventstore.demo.embedded import CREDENTIALS, EmbeddedS3Server
-from s3_eventstore.envelope import AgentEventEnvelope
 from s3_eventstore.demo.localserver import LocalArchive
+from s3_eventstore.envelope import AgentEventEnvelope
 from tests.archive_fixtures import Archive, archive, cli_env, invoke
 from tests.conftest import all_keys
 
@@ -644,7 +644,8 @@ def test_the_cli_imports_only_the_command_it_runs() -> None:
         "from s3_eventstore.cli import main\n"
         "import click\n"
         "main.get_command(click.Context(main), 'cat')\n"
-        "heavy = ('s3_eventstore.catalog', 's3_eventstore.demo', 's3_eventstore.workload',\n"
+        "heavy = ('s3_eventstore.ops.catalog', 's3_eventstore.demo.demo',\n"
+        "         's3_eventstore.demo.workload', 's3_eventstore.ops.analytics',\n"
         "         'aioboto3', 'moto', 'duckdb', 'pyarrow', 'rich', 's3_eventstore.cli.query',\n"
         "         's3_eventstore.cli.serve', 's3_eventstore.cli.demo')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
@@ -652,4 +653,76 @@ def test_the_cli_imports_only_the_command_it_runs() -> None:
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
-    assert done.stdout.strip() == "['s3_eventstore.catalog']"
+    assert done.stdout.strip() == "['s3_eventstore.ops.catalog']"
+
+
+# --- compacted threads stay in the overview ------------------------------------------------
+
+
+def test_compacted_threads_are_described_by_every_command(archive: Archive) -> None:
+    thread = next(t for t, turns in archive.turns.items() if len(turns) >= 2)
+    before_turns = json.loads(invoke(archive, "stats", "--json").stdout)
+    before = {
+        json.loads(line)["thread_id"]: json.loads(line)
+        for line in invoke(archive, "threads", "-d", "--json").stdout.splitlines()
+    }
+    compacted = invoke(archive, "compact", thread)
+    assert compacted.exit_code == 0, compacted.output
+
+    turns = invoke(archive, "turns", thread, "--json")
+    assert turns.exit_code == 0, turns.output
+    assert "not a turn object" not in turns.stderr
+    rows = [json.loads(line) for line in turns.stdout.splitlines()]
+    assert [row["turn"] for row in rows] == sorted(archive.turns[thread])
+    assert all(row["compacted"] for row in rows)
+    for row in rows:
+        events = archive.turns[thread][row["turn"]]
+        assert row["events"] == len(events)
+        assert row["raw_bytes"] == len(b"".join(e.to_json() + b"\n" for e in events))
+    table = invoke(archive, "turns", thread)
+    assert all(line.split()[-1] == "segment" for line in table.stdout.splitlines()[1:])
+
+    after = {
+        json.loads(line)["thread_id"]: json.loads(line)
+        for line in invoke(archive, "threads", "-d", "--json").stdout.splitlines()
+    }
+    row = after[thread]
+    assert row["turns"] == len(archive.turns[thread]) == before[thread]["turns"]
+    assert (row["first_turn"], row["last_turn"]) == (
+        min(archive.turns[thread]),
+        max(archive.turns[thread]),
+    )
+    assert row["segments"] == 1
+    assert row["stored_bytes"] > 0
+    assert row["other_objects"] == 0
+    text = invoke(archive, "threads", "-d").stdout
+    assert f"{thread}\t{len(archive.turns[thread])}\t" in text
+
+    stats = json.loads(invoke(archive, "stats", "--json").stdout)
+    assert stats["threads"] == before_turns["threads"] == len(archive.turns)
+    assert stats["events"] == before_turns["events"]
+    assert stats["raw_bytes"] == before_turns["raw_bytes"]
+    assert stats["turns"] == sum(len(t) for t in archive.turns.values())
+    assert stats["segments"] == 1
+    assert stats["objects"] == before_turns["objects"] - len(archive.turns[thread]) + 1
+    assert stats["other_objects"] == 0
+    assert stats["costs"]["objects"] == stats["objects"]
+    fast = json.loads(invoke(archive, "stats", "--json", "--no-manifests").stdout)
+    assert (fast["objects"], fast["segments"], fast["threads"]) == (
+        stats["objects"],
+        1,
+        stats["threads"],
+    )
+
+
+async def test_store_requests_has_a_useful_repr(s3_store: S3EventStore) -> None:
+    assert repr(s3_store.requests) == "RequestCounter(total=0)"
+    event = AgentEventEnvelope.create("start", {}, sequence=0)
+    await s3_store.append("t", 1, event)
+    await s3_store.finish_turn("t", 1)
+    await s3_store.get_turns("t")
+    text = repr(s3_store.requests)
+    assert text.startswith(f"RequestCounter(total={s3_store.requests.total}, ")
+    for operation, count in s3_store.requests.snapshot().items():
+        assert f"{operation}={count}" in text
+    assert "PutObject=1" in text

@@ -7,13 +7,6 @@ from typing import TYPE_CHECKING, Any, Final
 import click
 import orjson
 
-from s3_eventstore.ops.catalog import (
-    iter_thread_summaries,
-    iter_threads,
-    iter_turn_events,
-    read_turn,
-    turn_infos,
-)
 from s3_eventstore.cli.exit_codes import ExitCode
 from s3_eventstore.cli.options import (
     archive_options,
@@ -23,6 +16,13 @@ from s3_eventstore.cli.options import (
     printable,
     run,
     stdout_bytes,
+)
+from s3_eventstore.ops.catalog import (
+    iter_thread_summaries,
+    iter_threads,
+    iter_turn_events,
+    read_turn,
+    turn_infos,
 )
 
 if TYPE_CHECKING:
@@ -122,6 +122,7 @@ async def _threads(config: ArchiveConfig, *, details: bool, as_json: bool, null:
                         "first_turn": summary.first_turn,
                         "last_turn": summary.last_turn,
                         "other_objects": summary.other_objects,
+                        "segments": summary.segments,
                     }
                     out.write(orjson.dumps(record) + b"\n")
                 else:
@@ -145,8 +146,9 @@ def turns(config: ArchiveConfig, thread: str, as_json: bool, quiet: bool) -> Non
     """Show each finished turn of THREAD from its manifest (no event is downloaded).
 
     Per turn: events, raw and stored bytes, compression ratio, first and last event
-    timestamps and when the turn was finished. Costs one LIST and one HEAD per turn.
-    Exits 3 when the thread has no turn object, 4 when a manifest is unreadable.
+    timestamps, when the turn was finished and whether it is stored as its own object
+    or in a segment (compacted). Costs one LIST, one HEAD per turn object and one ranged
+    GET per segment. Exits 3 when the thread has no turn, 4 when a manifest is unreadable.
 
     \b
     Examples:
@@ -155,7 +157,7 @@ def turns(config: ArchiveConfig, thread: str, as_json: bool, quiet: bool) -> Non
     """
     infos = run(_turns(config, thread))
     if not infos:
-        raise fail(f"thread {thread!r} not found (no turn objects)", ExitCode.NOT_FOUND)
+        raise fail(f"thread {thread!r} not found (no turns)", ExitCode.NOT_FOUND)
     with stdout_bytes() as out:
         if as_json:
             for info in infos:
@@ -175,7 +177,17 @@ async def _turns(config: ArchiveConfig, thread: str) -> list[TurnInfo]:
 
 
 def _turn_table(infos: list[TurnInfo]) -> str:
-    header = ("turn", "events", "raw_bytes", "stored_bytes", "ratio", "first", "last", "finished")
+    header = (
+        "turn",
+        "events",
+        "raw_bytes",
+        "stored_bytes",
+        "ratio",
+        "first",
+        "last",
+        "finished",
+        "stored_in",
+    )
     rows: list[tuple[str, ...]] = [header]
     for info in infos:
         m = info.manifest
@@ -190,6 +202,7 @@ def _turn_table(infos: list[TurnInfo]) -> str:
                 (m.first_timestamp or "-") if m else "?",
                 (m.last_timestamp or "-") if m else "?",
                 m.finished_at if m else "unreadable manifest",
+                "segment" if info.segment is not None else "object",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

@@ -217,7 +217,14 @@ async def _train(
                     if len(threads) >= max_threads:
                         break
         say(f"sampling the finished turns of {plural(len(threads), 'thread')}…")
-        with Progress("reading and training", quiet=quiet):
-            dictionary_id = await train(store, sample_threads=threads, size=size)
-        say(f"trained a {size >> 10} KiB dictionary")
+        samples = 0
+
+        def sampled(_thread_id: str, count: int) -> None:
+            nonlocal samples
+            samples += count
+            bar.advance()
+
+        with Progress("reading sampled threads", total=len(threads), quiet=quiet) as bar:
+            dictionary_id = await train(store, sample_threads=threads, size=size, progress=sampled)
+        say(f"trained a {size >> 10} KiB dictionary on {plural(samples, 'finished turn')}")
         return dictionary_id

@@ -58,14 +58,18 @@ def render_stats(stats: ArchiveStats) -> str:
     unknown = "- (--no-manifests)"
     lines = [
         f"threads        {stats.threads}",
-        f"objects        {stats.objects}",
+        f"turns          {stats.turns if stats.turns is not None else unknown}",
+        f"objects        {stats.objects}"
+        + (f" ({plural(stats.segments, 'segment')} of compacted turns)" if stats.segments else ""),
         f"events         {stats.events if stats.events is not None else unknown}",
         f"raw bytes      {stats.raw_bytes if stats.raw_bytes is not None else unknown}",
         f"stored bytes   {stats.stored_bytes}",
         f"ratio          {ratio}",
     ]
     if stats.other_objects:
-        lines.append(f"other objects  {stats.other_objects} (not turn objects, not counted)")
+        lines.append(
+            f"other objects  {stats.other_objects} (neither turns nor segments, not counted)"
+        )
     if stats.unreadable_manifests:
         unreadable = plural(stats.unreadable_manifests, "manifest")
         lines.append(f"unreadable     {unreadable}: run verify")
