@@ -28,6 +28,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidThreadIdError",
     "InvalidTurnError",
+    "MissingExtraError",
     "ObjectLockedError",
     "PreconditionFailedError",
     "StorageError",
@@ -67,6 +68,18 @@ class InvalidEnvelopeError(InvalidInputError):
 
 class ConfigurationError(EventStoreError, ValueError):
     """The store was configured with values it cannot work with (bucket, prefix, limits)."""
+
+
+class MissingExtraError(ConfigurationError):
+    """A feature needs an optional dependency that is not installed.
+
+    ``extra`` names the package extra that provides it:
+    ``pip install 's3-eventstore[EXTRA]'``.
+    """
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(f"{message}: pip install 's3-eventstore[{extra}]'")
+        self.extra = extra
 
 
 # --- the turn state machine: open -> finished --------------------------------------------

@@ -9,6 +9,10 @@ tests/seaweedfs_fixture.py) or ``radosgw`` (Ceph's S3 gateway from Debian's pack
 opt-in, see tests/radosgw_fixture.py); the ``S3ES_BACKEND`` environment variable sets
 the default. Tests that depend on one of moto's quirks carry
 ``@pytest.mark.moto_only(reason)`` and are skipped, with the reason, on the others.
+
+Slow tests (``@pytest.mark.slow``, and every test of :data:`SLOW_MODULES`) are left out of
+a plain ``python -m pytest``: ``-m slow`` runs only them, ``S3ES_SLOW=1`` runs everything,
+and any ``-m`` expression is taken as given.
 """
 
 from __future__ import annotations
@@ -30,6 +34,42 @@ if TYPE_CHECKING:
 BACKENDS = ("moto", "seaweedfs", "radosgw")
 _bucket_numbers = itertools.count()
 
+SLOW_ENV = "S3ES_SLOW"
+SLOW_MODULES = (
+    "tests/terraform/test_terraform_cli.py",
+    "tests/terraform/test_terraform_checkov.py",
+    "tests/test_large_turns.py",
+)
+"""Whole modules that are slow: terraform and checkov runs, multi-megabyte turns."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.option.markexpr and os.environ.get(SLOW_ENV, "") in ("", "0"):
+        config.option.markexpr = "not slow"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest deselects by marker
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    backend = config.getoption("--s3-backend")
+    for item in items:
+        path = item.path.as_posix()
+        if any(path.endswith(module) for module in SLOW_MODULES):
+            item.add_marker(pytest.mark.slow)
+        marker = item.get_closest_marker("moto_only")
+        if backend != "moto" and marker is not None:
+            reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
+            item.add_marker(pytest.mark.skip(reason=f"moto only ({backend}): {reason}"))
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    backend = f"s3 backend: {config.getoption('--s3-backend')}"
+    if config.option.markexpr == "not slow" and os.environ.get(SLOW_ENV, "") in ("", "0"):
+        return [
+            backend,
+            f"slow tests left out: run them with -m slow, or everything with {SLOW_ENV}=1",
+        ]
+    return [backend, f"marker selection: {config.option.markexpr or '(none: every test)'}"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
@@ -38,21 +78,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("S3ES_BACKEND", "moto"),
         help="S3 server the S3 tests talk to (default: $S3ES_BACKEND or moto)",
     )
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    backend = config.getoption("--s3-backend")
-    if backend == "moto":
-        return
-    for item in items:
-        marker = item.get_closest_marker("moto_only")
-        if marker is not None:
-            reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
-            item.add_marker(pytest.mark.skip(reason=f"moto only ({backend}): {reason}"))
-
-
-def pytest_report_header(config: pytest.Config) -> str:
-    return f"s3 backend: {config.getoption('--s3-backend')}"
 
 
 @pytest.fixture(scope="session")

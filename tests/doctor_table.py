@@ -147,7 +147,7 @@ def table(reports: dict[str, dict[str, Any]]) -> str:
         for server in servers:
             found = [c for c in reports[server]["checks"] if c["name"] == name]
             cells.append(cell(found[0]) if found else "n/a")
-        kind = "requires" if required[name] else "uses"
+        kind = "requires" if required[name] else "advisory"
         lines.append(
             f"| `{name}` | {kind} | " + " | ".join(cells) + f" | {LIBRARY_DOES.get(name, '')} |"
         )

@@ -12,7 +12,7 @@ import pytest
 from s3_eventstore import AgentEventEnvelope, S3EventStore
 from s3_eventstore.cli.exit_codes import ExitCode
 from s3_eventstore.demo.workload import WorkloadSpec
-from s3_eventstore.testing import AgentSdkVectors, find_agent_sdk_fixtures
+from s3_eventstore.testing import load_agent_sdk_vectors
 from tests.archive_fixtures import PREFIX, SPECIAL_THREADS, cli_env, invoke, write_archive
 
 if TYPE_CHECKING:
@@ -50,17 +50,15 @@ def written(s3_server: EmbeddedS3Server, backdoor: Any) -> Written:
         ) as store:
             spec = WorkloadSpec(threads=5, turns_per_thread=3, events_per_turn=10, seed=5)
             threads = list(await write_archive(store, spec))
-            vectors_dir = find_agent_sdk_fixtures()
-            if vectors_dir is not None:  # the agent-sdk vectors, when present, as well
-                for step in AgentSdkVectors(vectors_dir).replay():
-                    thread = f"vectors-{step.thread_id}"
-                    await store.append(thread, step.turn, step.envelope)
-                    if step.finish_turn_after:
-                        await store.finish_turn(thread, step.turn)
-                    if thread not in threads:
-                        threads.append(thread)
-                for info in store.open_turns():
-                    await store.discard_turn(info.thread_id, info.turn)
+            for step in load_agent_sdk_vectors().replay():  # the agent-sdk vectors as well
+                thread = f"vectors-{step.thread_id}"
+                await store.append(thread, step.turn, step.envelope)
+                if step.finish_turn_after:
+                    await store.finish_turn(thread, step.turn)
+                if thread not in threads:
+                    threads.append(thread)
+            for info in store.open_turns():
+                await store.discard_turn(info.thread_id, info.turn)
             read: dict[str, list[Any]] = {}
             for thread in threads:
                 read[thread] = [

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 FIGURES = [
@@ -89,6 +91,7 @@ def _lookup(data: Any, path: str) -> Any:
     return data
 
 
+@pytest.mark.slow  # every benchmark, quick settings: minutes
 def test_quick_benchmarks_run_and_report_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     result = subprocess.run(

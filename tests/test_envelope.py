@@ -11,14 +11,12 @@ import orjson
 import pytest
 
 from s3_eventstore import AgentEventEnvelope, InvalidEnvelopeError, StoredTurnEvents
-from s3_eventstore.testing import AgentSdkVectors, find_agent_sdk_fixtures
+from s3_eventstore.testing import AgentSdkVectors, load_agent_sdk_vectors
 
 
 @pytest.fixture(scope="module")
 def vectors() -> AgentSdkVectors:
-    root = find_agent_sdk_fixtures()
-    assert root is not None, "the agent-sdk vectors must be present"
-    return AgentSdkVectors(root)
+    return load_agent_sdk_vectors()
 
 
 @pytest.mark.parametrize("name", ["envelopes.jsonl", "legacy_envelopes.input.jsonl"])

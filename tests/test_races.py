@@ -62,6 +62,7 @@ def atomic_endpoint(s3_server: EmbeddedS3Server, atomic: bool) -> Iterator[str]:
         yield gateway.endpoint_url
 
 
+@pytest.mark.slow  # many rounds of racing stores
 async def test_cross_store_races_have_exactly_one_winner(
     s3_server: EmbeddedS3Server, bucket: str, backdoor: Any, atomic_conditional_writes: bool
 ) -> None:

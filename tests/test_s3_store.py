@@ -21,11 +21,11 @@ from s3_eventstore import (
 )
 from s3_eventstore.format.manifest import MANIFEST_METADATA_KEY
 from s3_eventstore.testing.conformance import make_event
-from s3_eventstore.testing.vectors import AgentSdkVectors
 from tests.conftest import all_keys
 
 if TYPE_CHECKING:
     from s3_eventstore.demo.embedded import EmbeddedS3Server
+    from s3_eventstore.testing.vectors import AgentSdkVectors
 
 
 class OperationLog:
@@ -63,11 +63,9 @@ def read_object(backdoor: Any, bucket: str, key: str) -> tuple[bytes, dict[str, 
 
 @pytest.fixture
 def vectors() -> AgentSdkVectors:
-    from s3_eventstore.testing import find_agent_sdk_fixtures
+    from s3_eventstore.testing import load_agent_sdk_vectors
 
-    root = find_agent_sdk_fixtures()
-    assert root is not None, "the agent-sdk vectors must be present"
-    return AgentSdkVectors(root)
+    return load_agent_sdk_vectors()
 
 
 async def test_one_object_per_finished_turn_holding_the_exact_lines(
@@ -173,6 +171,7 @@ async def test_loser_of_a_cross_store_race_gets_its_events_back(
     assert len(all_keys(backdoor, bucket)) == 1
 
 
+@pytest.mark.slow  # 2,500 objects: over a minute on a busy 2-core machine
 async def test_pagination_and_batched_delete_past_1000_objects(
     s3_server: EmbeddedS3Server, bucket: str, backdoor: Any
 ) -> None:

@@ -94,6 +94,7 @@ async def test_clear_hides_and_purge_erases(
         assert await store.purge("t") == PurgeReport(versions=0, delete_markers=0)
 
 
+@pytest.mark.slow  # over 1000 versions
 async def test_purge_pages_through_more_than_1000_versions(
     s3_server: EmbeddedS3Server, versioned_bucket: str, backdoor: Any
 ) -> None:

@@ -1,47 +1,72 @@
 """The ``s3-eventstore`` command line: thin commands over the async library.
 
-Each command lives in its own module and is registered on :data:`main` here. Shared
-option handling, error mapping and progress bars are in :mod:`.options`; exit codes
-in :mod:`.exit_codes`. Heavy imports (duckdb, pyarrow, rich) happen inside commands.
+Each command lives in its own module and is registered on :data:`main` by name; a
+command's module is imported only when that command runs (or ``--help`` lists them),
+so ``s3-eventstore cat`` pays for nothing ``query`` or ``demo`` need. Shared option
+handling, error mapping and progress bars are in :mod:`.options`; exit codes in
+:mod:`.exit_codes`. Heavy imports (duckdb, pyarrow, rich, moto) happen inside commands.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Final
+
 import click
 
 from s3_eventstore import __version__
-from s3_eventstore.cli.browse import cat, threads, turns
-from s3_eventstore.cli.clear import clear
-from s3_eventstore.cli.compact import compact, train_dictionary
-from s3_eventstore.cli.demo import demo
-from s3_eventstore.cli.doctor import doctor
-from s3_eventstore.cli.export import export
-from s3_eventstore.cli.query import query
-from s3_eventstore.cli.stats import stats
-from s3_eventstore.cli.verify import verify
 
-__all__ = ["main"]
+__all__ = ["COMMANDS", "main"]
+
+COMMANDS: Final = {
+    "serve": "s3_eventstore.cli.serve:serve",
+    "demo": "s3_eventstore.cli.demo:demo",
+    "threads": "s3_eventstore.cli.browse:threads",
+    "turns": "s3_eventstore.cli.browse:turns",
+    "cat": "s3_eventstore.cli.browse:cat",
+    "export": "s3_eventstore.cli.export:export",
+    "verify": "s3_eventstore.cli.verify:verify",
+    "stats": "s3_eventstore.cli.stats:stats",
+    "query": "s3_eventstore.cli.query:query",
+    "clear": "s3_eventstore.cli.clear:clear",
+    "compact": "s3_eventstore.cli.compact:compact",
+    "train-dictionary": "s3_eventstore.cli.compact:train_dictionary",
+    "doctor": "s3_eventstore.cli.doctor:doctor",
+}
+"""Every command, by name: ``module:attribute`` of its click command."""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A group that imports a command's module only when the command is looked up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attribute = target.split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="s3-eventstore")
 def main() -> None:
     """Archive and inspect AI agent event streams in S3.
 
     The archive is s3://BUCKET/PREFIX (--url or S3_EVENTSTORE_URL); credentials and
-    region come from the standard AWS chain. Exit codes: 0 ok, 2 usage, 3 not found,
-    4 integrity failure, 5 storage error.
+    region come from the standard AWS chain. Exit codes: 0 ok, 1 declined, 2 usage,
+    3 not found, 4 integrity failure, 5 storage error, 6 an optional extra is missing.
 
     \b
     Examples:
-      s3-eventstore demo
+      s3-eventstore demo --keep            # an embedded local archive, kept and served
+      s3-eventstore serve                  # or: a local S3 server, prints export lines
       export S3_EVENTSTORE_URL=s3://my-archive/agents/prod
       s3-eventstore threads --details
       s3-eventstore cat THREAD | jq -r .type
       s3-eventstore query "SELECT type, count(*) FROM events GROUP BY type"
     """
-
-
-_COMMANDS = (threads, turns, cat, export, verify, stats, query, clear, compact, train_dictionary)
-for _command in (*_COMMANDS, doctor, demo):
-    main.add_command(_command)

@@ -8,7 +8,7 @@ import click
 import orjson
 
 from s3_eventstore.cli.exit_codes import ExitCode
-from s3_eventstore.cli.options import archive_options, fail, run
+from s3_eventstore.cli.options import archive_options, confirm, fail, plural, printable, run
 from s3_eventstore.ops.catalog import list_pages
 
 if TYPE_CHECKING:
@@ -27,36 +27,31 @@ def clear(config: ArchiveConfig, thread: str, yes: bool, as_json: bool) -> None:
 
     In a versioned bucket this leaves delete markers; older versions stay until the
     bucket's lifecycle expires them. Exits 3 if the thread has no objects, 5 if Object
-    Lock or a policy keeps some of them.
+    Lock or a policy keeps some of them. The question goes to stderr, so stdout holds
+    only the result (`echo y | s3-eventstore clear THREAD --json` is valid JSON).
 
     \b
     Examples:
       s3-eventstore clear --url s3://my-archive/agents/dev THREAD
       s3-eventstore clear THREAD --yes
     """
-    count = run(_count(config, thread))
-    if count == 0:
-        raise fail(f"thread {thread!r} not found (no objects)", ExitCode.NOT_FOUND)
-    if not yes:
-        click.confirm(
-            f"Delete {count} object(s) of thread {thread!r} from {config.url}?", abort=True
-        )
-    run(_clear(config, thread))
+    count = run(_clear(config, thread, ask=not yes))
     if as_json:
         click.echo(orjson.dumps({"thread_id": thread, "deleted_objects": count}).decode())
     else:
-        click.echo(f"deleted {count} object(s) of thread {thread!r}")
+        click.echo(printable(f"deleted {plural(count, 'object')} of thread {thread!r}"))
 
 
-async def _count(config: ArchiveConfig, thread: str) -> int:
+async def _clear(config: ArchiveConfig, thread: str, *, ask: bool) -> int:
+    """Count, ask, delete: one client for all three (one client creation, not two)."""
     async with config.open_store() as store:
         folder = store.layout.thread_folder(thread)
         count = 0
         async for page in list_pages(store, folder):
             count += len(page.get("Contents", []))
-        return count
-
-
-async def _clear(config: ArchiveConfig, thread: str) -> None:
-    async with config.open_store() as store:
+        if count == 0:
+            raise fail(f"thread {thread!r} not found (no objects)", ExitCode.NOT_FOUND)
+        if ask:
+            confirm(f"Delete {plural(count, 'object')} of thread {thread!r} from {config.url}?")
         await store.clear(thread)
+        return count

@@ -26,9 +26,10 @@ def doctor(config: ArchiveConfig, as_json: bool) -> None:
 
     Conditional PUT (If-None-Match), checksums, complete paginated listing, metadata,
     ranged GET, conditional multipart completion and batch delete are each tried under
-    PREFIX/_doctor/ (never under threads/), then cleaned up. Checks marked "(uses)" are
-    what the store only uses when present: a missing one is printed as an advisory.
-    Exits 5 if something the store requires is missing.
+    PREFIX/_doctor/ (never under threads/), then cleaned up. Requirements decide the
+    exit code (5 if one is missing); advisories (what the store uses when present:
+    server-side rejection of a wrong checksum, conditional multipart completion for
+    streamed turns) are reported, marked "(advisory)", and do not fail.
 
     \b
     Examples:
@@ -40,11 +41,13 @@ def doctor(config: ArchiveConfig, as_json: bool) -> None:
         click.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
         click.echo(report.format())
-    for check in report.advisories:
-        click.echo(f"advisory: the endpoint lacks {check.name} (used when present)", err=True)
+    if report.advisories:
+        click.echo(
+            f"note: the endpoint lacks (advisory, not required): {', '.join(report.advisories)}",
+            err=True,
+        )
     if not report.ok:
-        failed = ", ".join(check.name for check in report.missing)
-        raise fail(f"the endpoint lacks: {failed}", ExitCode.STORAGE)
+        raise fail(f"the endpoint lacks: {', '.join(report.missing)}", ExitCode.STORAGE)
 
 
 async def _doctor(config: ArchiveConfig) -> DoctorReport:

@@ -21,4 +21,7 @@ class ExitCode(IntEnum):
     INTEGRITY = 4
     """An object failed verification: corrupt, or in a format this version cannot read."""
     STORAGE = 5
-    """The object store failed or refused a request (unreachable, access denied, no bucket)."""
+    """The object store failed or refused a request (unreachable, access denied, no bucket),
+    or ``doctor`` found a behaviour the store requires missing."""
+    MISSING_EXTRA = 6
+    """An optional dependency is not installed: ``pip install 's3-eventstore[EXTRA]'``."""

@@ -15,11 +15,14 @@ import asyncio
 import contextlib
 import functools
 import os
+import re
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Self, TypeVar
+from urllib.parse import urlparse
 
 import click
+import orjson
 
 from s3_eventstore.cli.exit_codes import ExitCode
 from s3_eventstore.errors import (
@@ -28,6 +31,7 @@ from s3_eventstore.errors import (
     EventStoreError,
     IntegrityError,
     InvalidInputError,
+    MissingExtraError,
     StorageError,
 )
 
@@ -41,10 +45,18 @@ __all__ = [
     "CliError",
     "Progress",
     "archive_options",
+    "check_endpoint_url",
+    "confirm",
     "fail",
+    "optional_archive_options",
     "output_options",
+    "plural",
+    "printable",
+    "read_thread_ids",
     "run",
     "stdout_bytes",
+    "thread_ids_option",
+    "threads_not_found",
 ]
 
 _T = TypeVar("_T")
@@ -83,11 +95,16 @@ class _StorageFailure(CliError):
     exit_code = int(ExitCode.STORAGE)
 
 
+class _MissingExtra(CliError):
+    exit_code = int(ExitCode.MISSING_EXTRA)
+
+
 _BY_CODE: dict[ExitCode, type[CliError]] = {
     ExitCode.USAGE: _UsageFailure,
     ExitCode.NOT_FOUND: _NotFound,
     ExitCode.INTEGRITY: _IntegrityFailure,
     ExitCode.STORAGE: _StorageFailure,
+    ExitCode.MISSING_EXTRA: _MissingExtra,
 }
 
 
@@ -126,38 +143,162 @@ class ArchiveConfig:
         )
 
 
-def archive_options(command: _F) -> _F:
-    """Add ``--url``, ``--endpoint-url``, ``--region`` and ``--profile``; pass ``config``."""
+def check_endpoint_url(value: str | None) -> str | None:
+    """``value`` if it is an ``http(s)://HOST[:PORT]`` URL (or empty: ``None``).
 
-    @click.option(
-        "--url",
-        "-u",
-        envvar=URL_ENV,
-        required=True,
-        metavar="s3://BUCKET/PREFIX",
-        help=f"The archive. [env: {URL_ENV}]",
-    )
-    @click.option(
-        "--endpoint-url",
-        envvar=list(ENDPOINT_ENV),
-        metavar="URL",
-        help="S3-compatible endpoint (MinIO, R2, a local server). "
-        f"[env: {', '.join(ENDPOINT_ENV)}]",
-    )
-    @click.option("--region", envvar="AWS_REGION", help="AWS region. [env: AWS_REGION]")
-    @click.option("--profile", envvar="AWS_PROFILE", help="AWS profile. [env: AWS_PROFILE]")
-    @functools.wraps(command)
-    def wrapper(
-        url: str,
-        endpoint_url: str | None,
-        region: str | None,
-        profile: str | None,
-        **kwargs: Any,
-    ) -> Any:
-        config = ArchiveConfig(url, endpoint_url or None, region or None, profile or None)
-        return command(config=config, **kwargs)
+    Raises:
+        click.BadParameter: anything else (a usage error, exit 2), with a hint when
+            only the scheme is missing.
+    """
+    if not value:
+        return None
+    parsed = urlparse(value)
+    well_formed = parsed.scheme in ("http", "https") and parsed.netloc
+    if well_formed and parsed.path in ("", "/") and not (parsed.query or parsed.fragment):
+        return value
+    hint = f" (did you mean http://{value}?)" if "://" not in value else ""
+    raise click.BadParameter(f"{value!r} is not an http(s)://HOST[:PORT] URL{hint}")
 
-    return wrapper  # type: ignore[return-value]
+
+def _endpoint_callback(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    return check_endpoint_url(value)
+
+
+def _archive_options(*, required: bool) -> Callable[[_F], _F]:
+    url_help = f"The archive. [env: {URL_ENV}]"
+    if not required:
+        url_help = f"The archive (default: a new one on an embedded server). [env: {URL_ENV}]"
+
+    def decorate(command: _F) -> _F:
+        @click.option(
+            "--url",
+            "-u",
+            envvar=URL_ENV,
+            required=required,
+            metavar="s3://BUCKET/PREFIX",
+            help=url_help,
+        )
+        @click.option(
+            "--endpoint-url",
+            envvar=list(ENDPOINT_ENV),
+            metavar="URL",
+            callback=_endpoint_callback,
+            help="S3-compatible endpoint, http(s)://HOST[:PORT] (MinIO, R2, a local server). "
+            f"[env: {', '.join(ENDPOINT_ENV)}]",
+        )
+        @click.option("--region", envvar="AWS_REGION", help="AWS region. [env: AWS_REGION]")
+        @click.option("--profile", envvar="AWS_PROFILE", help="AWS profile. [env: AWS_PROFILE]")
+        @functools.wraps(command)
+        def wrapper(
+            url: str | None,
+            endpoint_url: str | None,
+            region: str | None,
+            profile: str | None,
+            **kwargs: Any,
+        ) -> Any:
+            config = ArchiveConfig(url or "", endpoint_url or None, region or None, profile or None)
+            return command(config=config, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+archive_options = _archive_options(required=True)
+"""Add ``--url`` (required), ``--endpoint-url``, ``--region`` and ``--profile``; pass
+``config``. Every command that reads or writes an archive takes exactly these."""
+optional_archive_options = _archive_options(required=False)
+"""The same options with ``--url`` optional (``config.url`` is then ``""``): ``demo``."""
+
+
+def thread_ids_option(command: _F) -> _F:
+    """Add ``--threads-from FILE`` (the ids :func:`read_thread_ids` reads)."""
+    return click.option(
+        "--threads-from",
+        type=click.File("rb"),
+        metavar="FILE",
+        help="Also take thread ids from FILE ('-': stdin): NUL-separated (threads -0), JSON "
+        "lines (threads --json), or one per line, each line kept exactly.",
+    )(command)
+
+
+def read_thread_ids(stream: IO[bytes] | None) -> list[str]:
+    """Thread ids from a ``--threads-from`` stream, every id exactly as written.
+
+    NUL-separated when the input holds a NUL byte (``threads -0``); JSON lines with a
+    ``thread_id`` when every line is such an object (``threads --json``); else one id per
+    line, nothing trimmed but the newline. Empty entries are skipped.
+
+    Raises:
+        click.UsageError: the input is not UTF-8, or a JSON line has no string thread_id.
+    """
+    if stream is None:
+        return []
+    data = stream.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise click.UsageError(f"--threads-from: not UTF-8 text ({err.reason})") from None
+    if "\0" in text:
+        return [item for item in text.split("\0") if item]
+    lines = [line for line in text.split("\n") if line]
+    records = [_json_record(line) for line in lines]
+    if lines and all(record is not None for record in records):
+        ids: list[str] = []
+        for record in records:
+            thread_id = record.get("thread_id") if record is not None else None
+            if not isinstance(thread_id, str):
+                raise click.UsageError("--threads-from: a JSON line has no string thread_id")
+            ids.append(thread_id)
+        return ids
+    return lines
+
+
+def _json_record(line: str) -> dict[str, Any] | None:
+    if not line.startswith("{"):
+        return None
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\x1b``, ``\\n``), for a terminal.
+
+    Text output is for people: a thread id holding ESC or BEL must not drive the
+    terminal. Scripts read ids exactly from ``--json`` or ``-0``.
+    """
+    return _CONTROL.sub(
+        lambda match: (
+            _NAMED.get(match.group(), f"\\x{ord(match.group()):02x}")
+            if ord(match.group()) < 0x100
+            else f"\\u{ord(match.group()):04x}"
+        ),
+        text,
+    )
+
+
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """``"1 thread"``, ``"2 threads"``."""
+    return f"{count} {singular if count == 1 else (plural_form or singular + 's')}"
+
+
+def threads_not_found(thread_ids: list[str]) -> CliError:
+    """The error (exit 3) for named threads that do not exist."""
+    names = ", ".join(repr(t) for t in thread_ids)
+    what = "thread" if len(thread_ids) == 1 else "threads"
+    return fail(f"{what} not found: {names}", ExitCode.NOT_FOUND)
+
+
+def confirm(question: str) -> None:
+    """Ask on stderr (stdout stays clean for ``--json``); abort (exit 1) unless yes."""
+    click.confirm(question, abort=True, err=True)
 
 
 def output_options(command: _F) -> _F:
@@ -178,6 +319,8 @@ def run(coroutine: Coroutine[Any, Any, _T]) -> _T:
         return asyncio.run(coroutine)
     except CliError:
         raise
+    except MissingExtraError as err:
+        raise fail(str(err), ExitCode.MISSING_EXTRA) from err
     except (ConfigurationError, InvalidInputError) as err:
         raise fail(str(err), ExitCode.USAGE) from err
     except IntegrityError as err:

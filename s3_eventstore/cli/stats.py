@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 import orjson
 
-from s3_eventstore.cli.options import Progress, archive_options, output_options, run
+from s3_eventstore.cli.options import Progress, archive_options, output_options, plural, run
 from s3_eventstore.ops.catalog import archive_stats
 from s3_eventstore.ops.costs import STORAGE_CLASSES
 
@@ -58,16 +58,21 @@ def render_stats(stats: ArchiveStats) -> str:
     unknown = "- (--no-manifests)"
     lines = [
         f"threads        {stats.threads}",
-        f"objects        {stats.objects}",
+        f"turns          {stats.turns if stats.turns is not None else unknown}",
+        f"objects        {stats.objects}"
+        + (f" ({plural(stats.segments, 'segment')} of compacted turns)" if stats.segments else ""),
         f"events         {stats.events if stats.events is not None else unknown}",
         f"raw bytes      {stats.raw_bytes if stats.raw_bytes is not None else unknown}",
         f"stored bytes   {stats.stored_bytes}",
         f"ratio          {ratio}",
     ]
     if stats.other_objects:
-        lines.append(f"other objects  {stats.other_objects} (not turn objects, not counted)")
+        lines.append(
+            f"other objects  {stats.other_objects} (neither turns nor segments, not counted)"
+        )
     if stats.unreadable_manifests:
-        lines.append(f"unreadable     {stats.unreadable_manifests} manifest(s): run verify")
+        unreadable = plural(stats.unreadable_manifests, "manifest")
+        lines.append(f"unreadable     {unreadable}: run verify")
     lines.append("")
     lines.append("estimated cost (AWS list prices, us-east-1; GB = 2^30 bytes)")
     lines.append(f"{'storage class':<14}{'billed GB':>12}{'USD/month':>12}{'transition USD':>16}")

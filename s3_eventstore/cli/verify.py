@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 import orjson
 
 from s3_eventstore.cli.exit_codes import ExitCode
-from s3_eventstore.cli.options import Progress, archive_options, fail, output_options, run
+from s3_eventstore.cli.options import (
+    Progress,
+    archive_options,
+    fail,
+    output_options,
+    plural,
+    printable,
+    read_thread_ids,
+    run,
+    thread_ids_option,
+    threads_not_found,
+)
 from s3_eventstore.ops.catalog import iter_threads, verify_archive
 
 if TYPE_CHECKING:
@@ -21,8 +32,11 @@ __all__ = ["verify"]
 @click.command()
 @archive_options
 @click.argument("thread", nargs=-1)
+@thread_ids_option
 @output_options
-def verify(config: ArchiveConfig, thread: tuple[str, ...], as_json: bool, quiet: bool) -> None:
+def verify(
+    config: ArchiveConfig, thread: tuple[str, ...], threads_from: Any, as_json: bool, quiet: bool
+) -> None:
     """Check every turn object of THREAD(s), or of the whole prefix, byte for byte.
 
     Each object is downloaded, decompressed and checked against its manifest and its
@@ -34,7 +48,8 @@ def verify(config: ArchiveConfig, thread: tuple[str, ...], as_json: bool, quiet:
       s3-eventstore verify --url s3://my-archive/agents/prod
       s3-eventstore verify THREAD --json | jq .problems
     """
-    report, missing = run(_verify(config, list(thread), quiet=quiet))
+    named = list(dict.fromkeys([*thread, *read_thread_ids(threads_from)]))
+    report, missing = run(_verify(config, named, quiet=quiet))
     if as_json:
         data = {
             "ok": report.clean and not missing,
@@ -52,18 +67,19 @@ def verify(config: ArchiveConfig, thread: tuple[str, ...], as_json: bool, quiet:
         click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
     else:
         click.echo(
-            f"checked {report.objects_checked} objects ({report.bytes_read} bytes, "
-            f"{report.events} events): {report.ok} ok, {len(report.problems)} bad"
+            f"checked {plural(report.objects_checked, 'object')} "
+            f"({plural(report.bytes_read, 'byte')}, {plural(report.events, 'event')}): "
+            f"{report.ok} ok, {len(report.problems)} bad"
         )
         for problem in report.problems:
-            click.echo(f"BAD  {problem.key}: {problem.error}: {problem.message}")
+            click.echo(printable(f"BAD  {problem.key}: {problem.error}: {problem.message}"))
         for key in report.foreign:
-            click.echo(f"SKIP {key}: not a turn object")
+            click.echo(printable(f"SKIP {key}: not a turn object"))
     if report.problems:
-        raise fail(f"{len(report.problems)} object(s) failed verification", ExitCode.INTEGRITY)
+        failed = plural(len(report.problems), "object")
+        raise fail(f"{failed} failed verification", ExitCode.INTEGRITY)
     if missing:
-        names = ", ".join(repr(t) for t in missing)
-        raise fail(f"thread(s) not found: {names}", ExitCode.NOT_FOUND)
+        raise threads_not_found(missing)
 
 
 async def _verify(

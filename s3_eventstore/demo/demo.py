@@ -45,6 +45,8 @@ class DemoReport:
     finish_latency_ms_p50: float = 0.0
     finish_latency_ms_p99: float = 0.0
     mismatches: list[str] = field(default_factory=list)
+    seed: int | None = None
+    """The workload's seed (the same seed writes the same thread ids)."""
 
     @property
     def ratio(self) -> float:
@@ -115,7 +117,7 @@ async def run_demo(
     in-memory reference store fed the very same calls."""
     say = progress or (lambda _message: None)
     reference = InMemoryEventStore()
-    report = DemoReport(endpoint, store.bucket, store.layout.prefix)
+    report = DemoReport(endpoint, store.bucket, store.layout.prefix, seed=spec.seed)
     turns = list(generate_turns(spec))
     threads = list(dict.fromkeys(turn.thread_id for turn in turns))
     left_open = {(t, spec.turns_per_thread) for i, t in enumerate(threads) if i % 4 == 3}
@@ -168,9 +170,11 @@ async def run_demo(
     report.read_seconds = time.perf_counter() - started
     report.read_requests = store.requests.snapshot()
 
-    listing = await store.objects.list_all(store.layout.threads_root)
-    report.objects = len(listing)
-    report.stored_bytes = sum(obj.size for obj in listing)
+    # Only this run's threads: the archive may hold other data (a served local archive).
+    for thread_id in threads:
+        listing = await store.objects.list_all(store.layout.thread_folder(thread_id))
+        report.objects += len(listing)
+        report.stored_bytes += sum(obj.size for obj in listing)
     if report.objects != report.turns_finished:
         report.mismatches.append(
             f"{report.objects} objects in the bucket for {report.turns_finished} finished turns"

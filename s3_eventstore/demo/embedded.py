@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Final, Self
 
-from s3_eventstore.errors import ConfigurationError
+from s3_eventstore.errors import MissingExtraError
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -32,9 +32,7 @@ class EmbeddedS3Server:
         try:
             from moto.server import ThreadedMotoServer
         except ImportError as err:  # pragma: no cover - depends on the install
-            raise ConfigurationError(
-                "the embedded S3 server needs moto: pip install 's3-eventstore[server]'"
-            ) from err
+            raise MissingExtraError("the embedded S3 server needs moto", extra="server") from err
         # Werkzeug logs every request at INFO on stderr; keep demo and test output readable.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

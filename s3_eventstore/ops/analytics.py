@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlparse
 
-from s3_eventstore.errors import ConfigurationError
+from s3_eventstore.errors import ConfigurationError, MissingExtraError
 from s3_eventstore.format.keys import KeyLayout
 
 if TYPE_CHECKING:
@@ -143,9 +143,9 @@ def httpfs_extension_path() -> Path:
 
         httpfs_package: Any = importlib.import_module("duckdb_extension_httpfs")
     except ImportError as err:
-        raise ConfigurationError(
-            f"analytics needs duckdb and its httpfs extension ({err.name} is missing): "
-            "pip install 's3-eventstore[analytics]'"
+        raise MissingExtraError(
+            f"analytics needs duckdb and its httpfs extension ({err.name} is missing)",
+            extra="analytics",
         ) from None
     version = duckdb.__version__
     root = Path(httpfs_package.__file__).parent

@@ -21,14 +21,17 @@ from typing import TYPE_CHECKING, Any, Final
 from s3_eventstore.errors import IntegrityError
 from s3_eventstore.format.keys import SEGMENT_PREFIX
 from s3_eventstore.format.manifest import TurnManifest
+from s3_eventstore.format.segment import SegmentManifest
 from s3_eventstore.identifiers import check_thread_id, check_turn
 from s3_eventstore.ops.costs import CostEstimate, SizeTally, estimate_costs
+from s3_eventstore.s3.listing import ListedSegment, Relist
 from s3_eventstore.s3.verify import VerifyProblem, VerifyReport
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterable
 
     from s3_eventstore.envelope import AgentEventEnvelope
+    from s3_eventstore.format.segment import SegmentIndex
     from s3_eventstore.s3.store import S3EventStore
 
 __all__ = [
@@ -97,25 +100,34 @@ class ThreadSummary:
     thread_id: str
     """The thread id (decoded)."""
     turns: int
-    """Turn objects (finished turns)."""
+    """Finished turns: turn objects and turns held in segments (each counted once)."""
     stored_bytes: int
-    """Their total size as stored (compressed)."""
+    """Size of its turn objects and segments as stored (compressed)."""
     first_turn: int | None
-    """Lowest turn number, ``None`` when the folder holds no turn object."""
+    """Lowest turn number, ``None`` when the folder holds no turn."""
     last_turn: int | None
     """Highest turn number."""
     other_objects: int = 0
-    """Objects in the folder that are not turn objects (skipped by readers)."""
+    """Objects in the folder that are neither turn objects nor segments (skipped)."""
+    segments: int = 0
+    """Segment objects (compacted turns)."""
 
 
 @dataclass(slots=True)
 class _SummaryBuilder:
     thread_id: str
-    turns: list[int] = field(default_factory=list)
+    turns: set[int] = field(default_factory=set)
     stored_bytes: int = 0
     other_objects: int = 0
+    segments: list[ListedSegment] = field(default_factory=list)
 
-    def build(self) -> ThreadSummary:
+    async def build(self, store: S3EventStore) -> ThreadSummary:
+        indexes = await store.reader.gather(
+            _segment_index(store, self.thread_id, segment) for segment in self.segments
+        )
+        for index in indexes:
+            if index is not None:
+                self.turns.update(index.turns)
         return ThreadSummary(
             self.thread_id,
             len(self.turns),
@@ -123,15 +135,37 @@ class _SummaryBuilder:
             min(self.turns) if self.turns else None,
             max(self.turns) if self.turns else None,
             self.other_objects,
+            len(self.segments),
         )
+
+
+async def _segment_index(
+    store: S3EventStore, thread_id: str, segment: ListedSegment
+) -> SegmentIndex | None:
+    """A segment's verified index (one ranged GET, cached); ``None`` if it is gone."""
+    try:
+        return await store.reader.segments.index(segment, thread_id)
+    except Relist:
+        return None  # deleted since the LIST (a clear, or compaction replacing it)
+
+
+def _listed_segment(
+    store: S3EventStore, thread_id: str, obj: dict[str, Any]
+) -> ListedSegment | None:
+    key = str(obj["Key"])
+    name = store.layout.parse_segment_key(key, thread_id)
+    if name is None:
+        return None
+    return ListedSegment(key, str(obj.get("ETag", "")), int(obj.get("Size", 0)), name)
 
 
 async def iter_thread_summaries(store: S3EventStore) -> AsyncIterator[ThreadSummary]:
     """Every thread with its turn count and size, from one flat paginated LIST.
 
-    Costs one LIST per 1000 objects under the prefix. A thread's keys are contiguous in
-    a listing (they share its folder), so each summary is yielded as soon as the listing
-    moves past its folder.
+    Costs one LIST per 1000 objects under the prefix, plus one ranged GetObject of each
+    segment's index (a compacted thread's turns are inside its segments). A thread's keys
+    are contiguous in a listing (they share its folder), so each summary is yielded as
+    soon as the listing moves past its folder.
 
     Raises:
         StorageError: a LIST failed.
@@ -149,16 +183,20 @@ async def iter_thread_summaries(store: S3EventStore) -> AsyncIterator[ThreadSumm
                     logger.warning("skipping %s: not in a thread folder", key)
                     continue
                 if current is not None:
-                    yield current.build()
+                    yield await current.build(store)
                 current, current_folder = _SummaryBuilder(thread_id), folder
             parsed = layout.parse_key(key)
-            if parsed is None:
-                current.other_objects += 1
-                continue
-            current.turns.append(parsed.turn)
+            if parsed is not None:
+                current.turns.add(parsed.turn)
+            else:
+                segment = _listed_segment(store, current.thread_id, obj)
+                if segment is None:
+                    current.other_objects += 1
+                    continue
+                current.segments.append(segment)
             current.stored_bytes += int(obj.get("Size", 0))
     if current is not None:
-        yield current.build()
+        yield await current.build(store)
 
 
 # --- turns -----------------------------------------------------------------------------
@@ -180,6 +218,9 @@ class TurnInfo:
     """The manifest; ``None`` when it is missing or malformed (see :attr:`problem`)."""
     problem: str | None = None
     """Why the manifest could not be read, else ``None``."""
+    segment: str | None = None
+    """The segment holding the turn when it is compacted (``key`` is then the segment's
+    key and ``size`` the length of the turn's frame in it), else ``None``."""
 
     @property
     def finished(self) -> bool:
@@ -211,36 +252,55 @@ class TurnInfo:
             "first_timestamp": manifest.first_timestamp if manifest else None,
             "last_timestamp": manifest.last_timestamp if manifest else None,
             "finished_at": manifest.finished_at if manifest else None,
+            "compacted": self.segment is not None,
             "problem": self.problem,
         }
 
 
 async def turn_infos(store: S3EventStore, thread_id: str) -> list[TurnInfo]:
-    """Every turn object of a thread with its manifest, in turn order; ``[]`` if none.
+    """Every finished turn of a thread with its manifest, in turn order; ``[]`` if none.
 
-    Costs one LIST per 1000 objects plus one HeadObject per turn object (a streamed turn,
-    whose manifest is in its body's trailer, costs one ranged GetObject of 4 KiB more).
-    No event is downloaded.
+    A turn object costs one HeadObject (a streamed turn, whose manifest is in its body's
+    trailer, one ranged GetObject of 4 KiB more); the turns of a segment (a compacted
+    thread) come from its index, one ranged GetObject per segment. Plus one LIST per
+    1000 objects. No event is downloaded. A turn both in a segment and still as its own
+    object (an interrupted compaction) is listed once, as its own object.
 
     Raises:
         InvalidThreadIdError: bad thread id.
+        IntegrityError: a segment's index failed verification.
         StorageError: a request failed.
     """
-    folder = store.layout.thread_folder(check_thread_id(thread_id))
-    listed: list[tuple[int, str, int]] = []
-    async for page in list_pages(store, folder):
-        for obj in page.get("Contents", []):
-            key = str(obj["Key"])
-            turn = store.layout.parse_turn_key(key, thread_id)
-            if turn is None:
-                logger.warning("skipping %s: not a turn object", key)
-                continue
-            listed.append((turn, key, int(obj.get("Size", 0))))
-    listed.sort()
-    infos = await store.reader.gather(
-        _turn_info(store, thread_id, turn, key, size) for turn, key, size in listed
+    listing = await store.reader.list_thread(check_thread_id(thread_id))
+    infos = [
+        info
+        for info in await store.reader.gather(
+            _turn_info(store, thread_id, item.turn, item.key, item.size) for item in listing.turns
+        )
+        if info is not None
+    ]
+    loose = {info.turn for info in infos}
+    indexes = await store.reader.gather(
+        _segment_index(store, thread_id, segment) for segment in listing.segments
     )
-    return [info for info in infos if info is not None]
+    for segment, index in zip(listing.segments, indexes, strict=True):
+        if index is None:
+            continue
+        for entry in index.entries:
+            if entry.turn not in loose:
+                loose.add(entry.turn)
+                infos.append(
+                    TurnInfo(
+                        thread_id,
+                        entry.turn,
+                        segment.key,
+                        entry.length,
+                        entry.manifest,
+                        segment=segment.key,
+                    )
+                )
+    infos.sort(key=lambda info: info.turn)
+    return infos
 
 
 async def _turn_info(
@@ -342,9 +402,9 @@ class ArchiveStats:
     """Totals over every turn object under a prefix, and what keeping them costs."""
 
     threads: int
-    """Threads with at least one turn object."""
+    """Threads with at least one turn object or segment."""
     objects: int
-    """Turn objects."""
+    """Stored objects: turn objects and segments (what S3 bills per object)."""
     stored_bytes: int
     """Their size as stored (compressed), from the LIST."""
     events: int | None
@@ -354,9 +414,15 @@ class ArchiveStats:
     other_objects: int
     """Objects under ``threads/`` that are not turn objects."""
     unreadable_manifests: int
-    """Turn objects whose manifest could not be read."""
+    """Turn objects or segments whose manifest could not be read."""
     costs: CostEstimate
-    """Storage and request cost estimate for the turn objects."""
+    """Storage and request cost estimate for the objects."""
+    segments: int = 0
+    """Of :attr:`objects`, the segments (compacted turns)."""
+    turns: int | None = None
+    """Finished turns, from the manifests (a segment's says how many it holds); ``None``
+    when manifests were not read. A turn left both in a segment and as its own object by
+    an interrupted compaction counts twice until ``compact`` runs again."""
 
     @property
     def ratio(self) -> float | None:
@@ -370,6 +436,8 @@ class ArchiveStats:
         return {
             "threads": self.threads,
             "objects": self.objects,
+            "segments": self.segments,
+            "turns": self.turns,
             "events": self.events,
             "raw_bytes": self.raw_bytes,
             "stored_bytes": self.stored_bytes,
@@ -388,9 +456,10 @@ async def archive_stats(
 ) -> ArchiveStats:
     """Count threads, objects, events and bytes under the prefix, and price them.
 
-    Costs one LIST per 1000 objects, plus one HeadObject per turn object when
-    ``read_manifests`` (events and raw bytes are only in the manifests). ``progress`` is
-    called with the number of objects done after each LIST page.
+    Costs one LIST per 1000 objects, plus one HeadObject per turn object and per segment
+    when ``read_manifests`` (events and raw bytes are only in the manifests). ``progress``
+    is called with the number of objects done after each LIST page. Segments (compacted
+    turns) are objects like any other: counted, sized and priced.
 
     Raises:
         StorageError: a request failed.
@@ -398,21 +467,36 @@ async def archive_stats(
     layout = store.layout
     tally = SizeTally()
     threads: set[str] = set()
-    events = raw = other = unreadable = 0
+    events = raw = other = unreadable = segments = turns = 0
     async for page in list_pages(store, layout.threads_root):
-        keys: list[str] = []
+        keys: list[tuple[str, bool]] = []
         for obj in page.get("Contents", []):
             key = str(obj["Key"])
             parsed = layout.parse_key(key)
-            if parsed is None:
-                other += 1
-                continue
+            if parsed is not None:
+                threads.add(parsed.thread_id)
+                keys.append((key, False))
+            else:
+                thread_id = layout.thread_of_folder(key.rsplit("/", 1)[0] + "/")
+                if thread_id is None or layout.parse_segment_key(key, thread_id) is None:
+                    other += 1
+                    continue
+                threads.add(thread_id)
+                segments += 1
+                keys.append((key, True))
             tally.add(int(obj.get("Size", 0)))
-            threads.add(parsed.thread_id)
-            keys.append(key)
         if read_manifests:
-            for found in await store.reader.gather(_safe_manifest(store, key) for key in keys):
+            found_all = await store.reader.gather(
+                _safe_segment_manifest(store, key) if is_segment else _safe_manifest(store, key)
+                for key, is_segment in keys
+            )
+            for found in found_all:
                 if isinstance(found, TurnManifest):
+                    turns += 1
+                    events += found.events
+                    raw += found.raw_bytes
+                elif isinstance(found, SegmentManifest):
+                    turns += found.turns
                     events += found.events
                     raw += found.raw_bytes
                 elif found is not None:
@@ -428,7 +512,22 @@ async def archive_stats(
         other_objects=other,
         unreadable_manifests=unreadable,
         costs=estimate_costs(tally),
+        segments=segments,
+        turns=turns if read_manifests else None,
     )
+
+
+async def _safe_segment_manifest(
+    store: S3EventStore, key: str
+) -> SegmentManifest | IntegrityError | None:
+    """A segment's manifest from one HEAD; ``None`` if it is gone."""
+    head = await store.objects.head(key)
+    if head is None:
+        return None
+    try:
+        return SegmentManifest.from_metadata(head.metadata, key=key)
+    except IntegrityError as err:
+        return err
 
 
 async def _safe_manifest(store: S3EventStore, key: str) -> TurnManifest | IntegrityError | None:

@@ -27,11 +27,13 @@ __all__ = [
     "KB",
     "PUT_PER_1000",
     "STORAGE_CLASSES",
+    "USD_DECIMALS",
     "ClassCost",
     "CostEstimate",
     "SizeTally",
     "StorageClassPrice",
     "estimate_costs",
+    "round_usd",
 ]
 
 KB: Final = 1024
@@ -146,9 +148,19 @@ class ClassCost:
             "storage_class": self.storage_class,
             "billable_bytes": self.billable_bytes,
             "standard_overhead_bytes": self.standard_overhead_bytes,
-            "storage_usd_month": self.storage_usd_month,
-            "transition_usd": self.transition_usd,
+            "storage_usd_month": round_usd(self.storage_usd_month),
+            "transition_usd": round_usd(self.transition_usd),
         }
+
+
+USD_DECIMALS: Final = 9
+"""Money in JSON is rounded to nano-dollars: a small archive's monthly cost is a few
+micro-dollars, and binary floats would otherwise print as ``8.999999999999999e-05``."""
+
+
+def round_usd(value: float) -> float:
+    """``value`` rounded to :data:`USD_DECIMALS` places (as a JSON-ready float)."""
+    return round(value, USD_DECIMALS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +184,8 @@ class CostEstimate:
             "objects": self.objects,
             "stored_bytes": self.stored_bytes,
             "classes": [cost.to_dict() for cost in self.classes],
-            "put_usd": self.put_usd,
-            "get_usd": self.get_usd,
+            "put_usd": round_usd(self.put_usd),
+            "get_usd": round_usd(self.get_usd),
             "prices": "AWS list prices, us-east-1; GB = 2**30 bytes",
         }
 

@@ -10,6 +10,12 @@ not checked: the store sorts what it lists. :func:`run_doctor` probes
 each behaviour under ``{prefix}_doctor/{random}/`` and reports yes or no with what the
 endpoint answered, then deletes what it wrote. It never touches the store's threads.
 
+Each check is a **requirement** (the store is unsafe or broken without it) or an
+**advisory** (the store uses it when present and is correct without it: a server that
+does not reject a wrong ``x-amz-checksum-sha256`` loses a second line of defence, since
+every read is verified against the manifest anyway). :attr:`DoctorReport.ok` is about
+requirements only.
+
 :func:`~s3_eventstore.s3.probe.probe_conditional_put` is the cheap subset the store runs once before its first
 write to a non-AWS endpoint (``S3EventStore(check_endpoint=...)``).
 """
@@ -66,8 +72,7 @@ class Check:
     detail: str
     """What was sent and what the endpoint answered."""
     required: bool = True
-    """True when the store relies on it (a missing one fails the doctor); False for what
-    the store merely uses when present (a missing one is an advisory)."""
+    """True for a requirement; ``False`` for an advisory (used when present)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,18 +92,18 @@ class DoctorReport:
 
     @property
     def ok(self) -> bool:
-        """True when nothing the store requires is missing (advisories do not count)."""
-        return not self.missing
+        """True when every required check passed (advisories do not count)."""
+        return all(check.ok for check in self.checks if check.required)
 
     @property
-    def missing(self) -> tuple[Check, ...]:
-        """Failed checks of what the store requires."""
-        return tuple(check for check in self.checks if check.required and not check.ok)
+    def missing(self) -> tuple[str, ...]:
+        """Names of the failed requirements."""
+        return tuple(c.name for c in self.checks if c.required and not c.ok)
 
     @property
-    def advisories(self) -> tuple[Check, ...]:
-        """Failed checks of what the store only uses when present."""
-        return tuple(check for check in self.checks if not check.required and not check.ok)
+    def advisories(self) -> tuple[str, ...]:
+        """Names of the failed advisory checks (reported, not failures)."""
+        return tuple(c.name for c in self.checks if not c.required and not c.ok)
 
     def check(self, name: str) -> Check:
         """The check called ``name``.
@@ -113,13 +118,18 @@ class DoctorReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-compatible dict (for the CLI's ``--json``)."""
-        return {**asdict(self), "ok": self.ok}
+        return {
+            **asdict(self),
+            "ok": self.ok,
+            "missing": list(self.missing),
+            "advisories": list(self.advisories),
+        }
 
     def format(self) -> str:
-        """One line per check: ``yes``/``no``, name (``(uses)`` when only used when
-        present), detail."""
+        """One line per check: ``yes``/``no``, name (advisories marked), detail."""
         lines = [
-            f"{'yes' if c.ok else 'no ':3}  {c.name}{'' if c.required else ' (uses)'}: {c.detail}"
+            f"{'yes' if c.ok else 'no ':3}  {c.name}{'' if c.required else ' (advisory)'}: "
+            f"{c.detail}"
             for c in self.checks
         ]
         lines.append(f"{'yes' if self.cleaned_up else 'no ':3}  cleaned_up: {self.folder}")
@@ -240,8 +250,8 @@ class _Doctor:
         return Check(
             name,
             False,
-            "a PUT with a wrong x-amz-checksum-sha256 was stored (the store verifies what it "
-            "reads against its manifest's SHA-256 anyway)",
+            "a PUT with a wrong x-amz-checksum-sha256 was stored (every read is still "
+            "verified against its manifest)",
             required=False,
         )
 

@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Protocol
 
 import orjson
 
-from s3_eventstore.errors import ConfigurationError
+from s3_eventstore.errors import MissingExtraError
 from s3_eventstore.ops.catalog import iter_threads, iter_turn_events
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ class ParquetSink:
     """Writes rows to a Parquet file in row groups of 64 Ki rows (bounded memory).
 
     Raises:
-        ConfigurationError: pyarrow is not installed.
+        MissingExtraError: pyarrow is not installed.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -96,9 +96,7 @@ class ParquetSink:
             pa: Any = importlib.import_module("pyarrow")
             pq: Any = importlib.import_module("pyarrow.parquet")
         except ImportError:
-            raise ConfigurationError(
-                "Parquet export needs pyarrow: pip install 's3-eventstore[parquet]'"
-            ) from None
+            raise MissingExtraError("Parquet export needs pyarrow", extra="parquet") from None
         self._pa = pa
         self._schema = pa.schema(
             [

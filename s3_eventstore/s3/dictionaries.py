@@ -18,7 +18,7 @@ from s3_eventstore.format.dictionary import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from s3_eventstore.envelope import StoredTurnEvents
     from s3_eventstore.format.keys import KeyLayout
@@ -76,6 +76,7 @@ async def train_dictionary(
     max_threads: int = DEFAULT_SAMPLE_THREADS,
     size: int = DEFAULT_DICTIONARY_BYTES,
     level: int = 3,
+    progress: Callable[[str, int], None] | None = None,
 ) -> str:
     """Train a dictionary on finished turns of the store and store it; returns its id.
 
@@ -92,6 +93,8 @@ async def train_dictionary(
         max_threads: Bound on the threads sampled when ``sample_threads`` is ``None``.
         size: Dictionary size in bytes.
         level: zstd level the dictionary is tuned for (use the store's).
+        progress: Called with each sampled thread and its number of samples, once its
+            turns are read (training itself follows the last one).
 
     Raises:
         ConfigurationError: too few finished turns to train on.
@@ -105,11 +108,14 @@ async def train_dictionary(
     )
     samples: list[bytes] = []
     for thread_id in threads:
+        before = len(samples)
         samples.extend(
             b"".join(event.to_json() + b"\n" for event in turn.events)
             for turn in await store.get_turns(thread_id)
             if turn.finished and turn.events
         )
+        if progress is not None:
+            progress(thread_id, len(samples) - before)
     dictionary = train(samples, size=size, level=level)
     await _put_dictionary(store, dictionary)
     return dictionary.id

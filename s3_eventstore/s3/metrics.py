@@ -55,3 +55,11 @@ class RequestCounter:
     def total(self) -> int:
         """All HTTP attempts."""
         return sum(self.attempts.values())
+
+    def __repr__(self) -> str:
+        """``RequestCounter(total=4, GetObject=3, ListObjectsV2=1)``: HTTP attempts by
+        operation (retries included), plus the logical calls when retries made them differ."""
+        counts = "".join(f", {name}={count}" for name, count in self.snapshot().items())
+        calls = dict(sorted(self.calls.items()))
+        retried = f", calls={calls}" if calls and calls != self.snapshot() else ""
+        return f"RequestCounter(total={self.total}{counts}{retried})"

@@ -2,14 +2,15 @@
 
 Every implementation runs this suite unchanged. A subclass named ``Test...`` provides
 an async ``store`` fixture yielding a fresh, empty store; the suite does the rest.
-The agent-sdk vectors are found by :func:`find_agent_sdk_fixtures`; without them the
-vector tests skip, except under ``CI=true``, where missing vectors are a failure.
+The agent-sdk vectors are loaded by :func:`load_agent_sdk_vectors` (``$AGENT_SDK_FIXTURES``
+or the repository's ``tests/fixtures/agent-sdk``); missing vectors fail the vector tests,
+they never skip. Outside this repository, set ``AGENT_SDK_FIXTURES`` or override the
+``vectors`` fixture.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from s3_eventstore.errors import (
 )
 from s3_eventstore.identifiers import TURN_MAX, check_thread_id
 from s3_eventstore.store import EventStore
-from s3_eventstore.testing.vectors import AgentSdkVectors, find_agent_sdk_fixtures
+from s3_eventstore.testing.vectors import AgentSdkVectors, load_agent_sdk_vectors
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -76,14 +77,11 @@ class EventStoreConformance:
 
     @pytest.fixture
     def vectors(self) -> AgentSdkVectors:
-        """The agent-sdk fixtures; override to point elsewhere."""
-        root = find_agent_sdk_fixtures()
-        if root is None:
-            message = "agent-sdk vectors not found (set AGENT_SDK_FIXTURES)"
-            if os.environ.get("CI") == "true":
-                pytest.fail(message)
-            pytest.skip(message)
-        return AgentSdkVectors(root)
+        """The agent-sdk fixtures; override to point elsewhere. Missing ones are an error."""
+        try:
+            return load_agent_sdk_vectors()
+        except FileNotFoundError as err:
+            pytest.fail(str(err))
 
     # --- the agent-sdk vectors --------------------------------------------------------
 

@@ -1,32 +1,77 @@
-"""Loading the agent-sdk wire-format test vectors (``shared/fixtures/agent-sdk``)."""
+"""Loading the agent-sdk wire-format test vectors (``tests/fixtures/agent-sdk``).
+
+The vectors are data — facts about agent-sdk's wire format — kept in the repository
+beside the tests. They are found through ``$AGENT_SDK_FIXTURES`` or the repository's
+``tests/fixtures/agent-sdk``; a missing directory or file is an error, never a skip.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from s3_eventstore.envelope import AgentEventEnvelope
 
-__all__ = ["AgentSdkVectors", "ReplayStep", "find_agent_sdk_fixtures"]
+__all__ = [
+    "VECTOR_FILES",
+    "AgentSdkVectors",
+    "ReplayStep",
+    "find_agent_sdk_fixtures",
+    "load_agent_sdk_vectors",
+]
 
-_RELATIVE = Path("shared") / "fixtures" / "agent-sdk"
+_RELATIVE: Final = Path("tests") / "fixtures" / "agent-sdk"
+VECTOR_FILES: Final = (
+    "envelopes.jsonl",
+    "envelopes.meta.jsonl",
+    "expected_get_turns.json",
+    "stored_turns.json",
+    "legacy_envelopes.input.jsonl",
+    "legacy_envelopes.normalized.jsonl",
+)
+"""Every file of the vectors; all must be present."""
 
 
 def find_agent_sdk_fixtures() -> Path | None:
-    """Locate the vectors: ``$AGENT_SDK_FIXTURES``, else a ``shared/fixtures/agent-sdk``
-    beside the working directory or one of its parents."""
+    """Locate the vectors directory, or ``None``.
+
+    ``$AGENT_SDK_FIXTURES`` when set; else ``tests/fixtures/agent-sdk`` of the source
+    checkout this package was imported from; else of the working directory or one of
+    its parents (a checkout whose package is installed elsewhere).
+    """
     explicit = os.environ.get("AGENT_SDK_FIXTURES")
     if explicit:
         return Path(explicit)
-    for base in (Path.cwd(), *Path.cwd().parents):
-        for candidate in (base / _RELATIVE, base.parent / _RELATIVE):
-            if (candidate / "envelopes.jsonl").is_file():
-                return candidate
+    checkout = Path(__file__).resolve().parents[2]
+    for base in (checkout, Path.cwd(), *Path.cwd().parents):
+        candidate = base / _RELATIVE
+        if (candidate / "envelopes.jsonl").is_file():
+            return candidate
     return None
+
+
+def load_agent_sdk_vectors() -> AgentSdkVectors:
+    """The vectors, checked complete.
+
+    Raises:
+        FileNotFoundError: the directory or one of :data:`VECTOR_FILES` is missing (set
+            ``AGENT_SDK_FIXTURES`` to the directory holding them).
+    """
+    root = find_agent_sdk_fixtures()
+    if root is None:
+        raise FileNotFoundError(
+            f"the agent-sdk vectors are missing: no {_RELATIVE} in this checkout "
+            "(set AGENT_SDK_FIXTURES to their directory)"
+        )
+    if not root.is_dir():
+        raise FileNotFoundError(f"the agent-sdk vectors are missing: {root} is not a directory")
+    vectors = AgentSdkVectors(root)
+    vectors.check()
+    return vectors
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +90,18 @@ class AgentSdkVectors:
     """The vectors of one fixtures directory."""
 
     root: Path
+
+    def check(self) -> None:
+        """Make sure every file of the vectors is there.
+
+        Raises:
+            FileNotFoundError: naming the missing files.
+        """
+        missing = [name for name in VECTOR_FILES if not (self.root / name).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"agent-sdk vectors incomplete in {self.root}: missing {', '.join(missing)}"
+            )
 
     def lines(self, name: str = "envelopes.jsonl") -> list[bytes]:
         """Raw JSON lines of a ``.jsonl`` file, without newlines."""
