@@ -77,6 +77,18 @@ def _client(endpoint_url: str) -> Any:
     return boto3.client("s3", endpoint_url=endpoint_url, **CREDENTIALS)
 
 
+def _list_all(client: Any, bucket: str) -> list[dict[str, Any]]:
+    """Every object of ``bucket`` (ListObjectsV2, page by page)."""
+    items: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"Bucket": bucket}
+    while True:
+        page = client.list_objects_v2(**params)
+        items.extend(page.get("Contents", []))
+        if not page.get("IsTruncated"):
+            return items
+        params["ContinuationToken"] = page["NextContinuationToken"]
+
+
 def ensure_bucket(endpoint_url: str, bucket: str) -> None:
     """Create ``bucket`` on the local server unless it exists."""
     client = _client(endpoint_url)
@@ -104,20 +116,19 @@ def save_snapshot(endpoint_url: str, directory: Path) -> int:
             objects: list[dict[str, Any]] = []
             folder = fresh / hashlib.sha256(name.encode()).hexdigest()[:16]
             folder.mkdir()
-            for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
-                for item in page.get("Contents", []):
-                    response = client.get_object(Bucket=name, Key=item["Key"])
-                    body = response["Body"].read()
-                    file_name = f"{len(objects):08d}"
-                    (folder / file_name).write_bytes(body)
-                    objects.append(
-                        {
-                            "key": item["Key"],
-                            "file": file_name,
-                            "metadata": response.get("Metadata", {}),
-                            "content_type": response.get("ContentType"),
-                        }
-                    )
+            for item in _list_all(client, name):
+                response = client.get_object(Bucket=name, Key=item["Key"])
+                body = response["Body"].read()
+                file_name = f"{len(objects):08d}"
+                (folder / file_name).write_bytes(body)
+                objects.append(
+                    {
+                        "key": item["Key"],
+                        "file": file_name,
+                        "metadata": response.get("Metadata", {}),
+                        "content_type": response.get("ContentType"),
+                    }
+                )
             buckets.append({"name": name, "folder": folder.name, "objects": objects})
             count += len(objects)
         (fresh / "index.json").write_text(
