@@ -28,6 +28,7 @@ from benchmarks import (
     read_latency,
     report,
     requests,
+    store_open,
     tradeoff,
 )
 from benchmarks import bytes as bytes_measurement  # not the builtin
@@ -49,6 +50,7 @@ MEASUREMENTS: dict[str, Callable[[Context], Awaitable[dict[str, Any]]]] = {
     "costs": costs.run,
     "peer": peer.run,
     "tradeoff": tradeoff.run,
+    "store_open": store_open.run,
 }
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 

@@ -127,6 +127,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     big = _get(results, "memory.big_turn")
     if isinstance(big, dict):
         rows[-1]["target"] += f" ({big['turn_bytes'] >> 20} MiB turn)"
+    for pattern in ("alive", "sequential"):
+        value = _get(results, f"store_open.{pattern}.nth_open_plus_first_put_cpu_ms")
+        rows.append(
+            {
+                "target": f"N-th store ({pattern}): open + first PUT, CPU ms",
+                "figure": f"store_open.{pattern}.nth_open_plus_first_put_cpu_ms",
+                "wanted": "<= 5",
+                "value": value,
+                "met": None if value is None else value <= 5,
+            }
+        )
     peer = results.get("peer")
     if isinstance(peer, dict):
         for name, key, wanted in (
@@ -334,6 +345,20 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
                         ),
                     )
                 )
+    opened = results.get("store_open")
+    if opened:
+        for pattern in ("alive", "sequential"):
+            o = opened[pattern]
+            add(
+                (
+                    f"store open, {pattern} ({opened['stores']} stores): CPU ms",
+                    (
+                        f"first: open {o['first_open_cpu_ms']} + first PUT "
+                        f"{o['first_put_cpu_ms']}; N-th (median): open {o['nth_open_cpu_ms']} + "
+                        f"first PUT {o['nth_first_put_cpu_ms']}"
+                    ),
+                )
+            )
     cost = results.get("costs")
     if cost:
         p = cost["per_month"]

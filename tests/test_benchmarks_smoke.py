@@ -76,6 +76,8 @@ FIGURES = [
     "peer.ratio_to_ours.strands",  # the ratios, or "not installed"
     "peer.strands_version",
     "tradeoff.shipped_dictionaries",
+    "store_open.alive.nth_open_plus_first_put_cpu_ms",
+    "store_open.sequential.nth_open_plus_first_put_cpu_ms",
     "tradeoff.table.none.3.stored_bytes_per_turn",
     "tradeoff.table.none.3.finish_cpu_us_per_turn",
     "tradeoff.table.none.3.read_cpu_us_per_turn",
