@@ -70,6 +70,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=20, help="events per turn")
     parser.add_argument("--text-bytes", type=int, default=24, help="typical text delta length")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--peer-repetitions", type=int, help="repetitions of the side-by-side run (3; quick 2)"
+    )
     args = parser.parse_args(argv)
     if (args.endpoint_url is None) != (args.bucket is None):
         parser.error("--endpoint-url and --bucket go together")
@@ -122,6 +125,8 @@ async def main_async(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     sizes = Sizes.for_run(quick=args.quick, workload=workload)
+    if args.peer_repetitions:
+        sizes.peer_repetitions = args.peer_repetitions
     names = [n for n in MEASUREMENTS if not args.only or n in args.only.split(",")]
     started = time.perf_counter()
     with ExitStack() as stack:

@@ -55,6 +55,8 @@ class Sizes:
     open_turns: int
     big_turn_bytes: int
     big_turn_fallback_bytes: int
+    peer_repetitions: int = 3
+    """Repetitions of the side-by-side comparison (each: write, reads, for all three)."""
 
     @classmethod
     def for_run(cls, *, quick: bool, workload: WorkloadSpec) -> Sizes:
@@ -76,6 +78,7 @@ class Sizes:
                 open_turns=500,
                 big_turn_bytes=16 << 20,
                 big_turn_fallback_bytes=16 << 20,
+                peer_repetitions=2,
             )
         return cls(
             quick=False,

@@ -316,7 +316,7 @@ async def run(ctx: Context) -> dict[str, Any]:
         text_bytes=ctx.sizes.workload.text_bytes,
         seed=ctx.sizes.workload.seed,
     )
-    repetitions = 2 if quick else 5
+    repetitions = ctx.sizes.peer_repetitions
     one_session_reads = 1 if quick else 3
     turns = list(generate_turns(spec))
     sessions = sessions_of(turns)
