@@ -28,7 +28,7 @@ NAME = "store_open"
 _CHILD = r"""
 import asyncio, json, sys, time
 from s3_eventstore import S3EventStore
-from s3_eventstore.workload import WorkloadSpec, generate_turns
+from s3_eventstore.demo.workload import WorkloadSpec, generate_turns
 
 endpoint, bucket, prefix, pattern, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 turns = list(generate_turns(WorkloadSpec(threads=n, turns_per_thread=1)))
