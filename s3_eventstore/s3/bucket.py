@@ -38,6 +38,7 @@ from s3_eventstore.s3.client import DeadlineClient, open_client
 from s3_eventstore.s3.errors import error_code, is_not_found, is_precondition_failed, translate
 from s3_eventstore.s3.metrics import RequestCounter
 from s3_eventstore.s3.objects import ListedObject, ObjectHead, PutMode, StoredObject, VersionRef
+from s3_eventstore.s3.pool import ClientLease, lease_client
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -102,6 +103,7 @@ class Bucket:
         """HTTP requests the client sent, by operation (retries included)."""
         self._client: Any = client
         self._stack: AsyncExitStack | None = None
+        self._lease: ClientLease | None = None
         self._lock = asyncio.Lock()
         if client is not None:
             self.requests.attach(client)
@@ -122,7 +124,12 @@ class Bucket:
         await self.bounded_client()
 
     async def close(self) -> None:
-        """Close the client if this bucket created it (a borrowed one stays open)."""
+        """Close the client if this bucket created it (a borrowed one stays open); give
+        back its share of a shared client (the last share closes it)."""
+        if self._lease is not None:
+            lease, self._lease = self._lease, None
+            self._client = None
+            await lease.release()
         if self._stack is not None:
             stack, self._stack = self._stack, None
             self._client = None
@@ -139,17 +146,32 @@ class Bucket:
         if self._client is None:
             async with self._lock:
                 if self._client is None:
-                    stack = AsyncExitStack()
-                    try:
-                        client = await open_client(self.settings, stack, self.session)
-                    except Exception as err:
-                        await stack.aclose()
-                        raise translate(err, operation="CreateClient") from err
-                    self.requests.attach(client)
-                    self._stack, self._client = stack, client
+                    await self._create_client()
+        if self._lease is not None:  # shared: count this bucket's requests, not others'
+            return DeadlineClient(self._client, self.operation_timeout, self.requests)
         if self.operation_timeout is None:
             return self._client
         return DeadlineClient(self._client, self.operation_timeout)
+
+    async def _create_client(self) -> None:
+        settings = self.settings
+        try:
+            if self.session is None and settings.share_client:
+                self._lease = await lease_client(
+                    settings, lambda stack: open_client(settings, stack)
+                )
+                self._client = self._lease.client
+                return
+            stack = AsyncExitStack()
+            try:
+                client = await open_client(settings, stack, self.session)
+            except BaseException:
+                await stack.aclose()
+                raise
+        except Exception as err:
+            raise translate(err, operation="CreateClient") from err
+        self.requests.attach(client)
+        self._stack, self._client = stack, client
 
     @property
     def url(self) -> str:

@@ -1,7 +1,8 @@
 """The aiobotocore client: created from the configuration, each call bounded in time.
 
-aioboto3 is imported only when a client is first needed, so importing the library
-(and appending, which never makes a request) costs a serverless cold start nothing.
+aiobotocore is imported only when a client is first needed, so importing the library
+(and appending, which never makes a request) costs a serverless cold start nothing;
+aioboto3 (and boto3) only when the caller passes an ``aioboto3.Session``.
 Only :class:`~s3_eventstore.s3.bucket.Bucket` (and the doctor, which probes raw
 endpoint behaviour) use this module.
 """
@@ -12,12 +13,14 @@ import asyncio
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from s3_eventstore.s3.config import client_config
+from s3_eventstore.s3.pool import CURRENT_COUNTER, shared_session
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
     from contextlib import AsyncExitStack
 
     from s3_eventstore.s3.config import ClientSettings
+    from s3_eventstore.s3.metrics import RequestCounter
 
 __all__ = ["DeadlineClient", "open_client"]
 
@@ -25,17 +28,22 @@ _T = TypeVar("_T")
 
 
 async def open_client(settings: ClientSettings, stack: AsyncExitStack, session: Any = None) -> Any:
-    """Create an S3 client whose lifetime is bound to ``stack``."""
-    import aioboto3
+    """Create an S3 client whose lifetime is bound to ``stack``.
 
-    session = session or aioboto3.Session(profile_name=settings.profile_name)
-    client = session.client(
-        "s3",
-        endpoint_url=settings.endpoint_url,
-        region_name=settings.region_name,
-        config=client_config(settings),
-    )
-    return await stack.enter_async_context(client)
+    ``session`` is an ``aioboto3.Session`` (or an aiobotocore session); ``None`` uses the
+    process's shared aiobotocore session for the profile (:func:`shared_session`), whose
+    parsed S3 model makes every client after the first cheap.
+    """
+    options: dict[str, Any] = {
+        "endpoint_url": settings.endpoint_url,
+        "region_name": settings.region_name,
+        "config": client_config(settings),
+    }
+    if session is None:
+        context = shared_session(settings.profile_name).create_client("s3", **options)
+    else:
+        context = session.client("s3", **options)
+    return await stack.enter_async_context(context)
 
 
 class DeadlineClient:
@@ -43,36 +51,50 @@ class DeadlineClient:
 
     botocore bounds one attempt (connect and read timeouts) and the number of attempts,
     but not their sum with backoff: a caller with a deadline needs the sum bounded.
+    With ``counter``, each call's requests are counted there (a shared client's hooks
+    count into the counter the calling context names: :mod:`s3_eventstore.s3.pool`).
     """
 
-    __slots__ = ("_client", "_timeout")
+    __slots__ = ("_client", "_counter", "_timeout")
 
-    def __init__(self, client: Any, timeout: float) -> None:
+    def __init__(
+        self, client: Any, timeout: float | None, counter: RequestCounter | None = None
+    ) -> None:
         self._client = client
         self._timeout = timeout
+        self._counter = counter
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
         if name.startswith("_") or not callable(attr):
             return attr
-        timeout = self._timeout
+        timeout, counter = self._timeout, self._counter
 
         def call(*args: Any, **kwargs: Any) -> Any:
             result = attr(*args, **kwargs)
             # Coroutines only: botocore's synchronous helpers (meta, paginators) pass through.
-            return _within(result, timeout) if asyncio.iscoroutine(result) else result
+            return _within(result, timeout, counter) if asyncio.iscoroutine(result) else result
 
         return call
 
 
-async def _within(awaitable: Awaitable[_T], seconds: float) -> _T:
-    deadline = asyncio.timeout(seconds)
+async def _within(
+    awaitable: Awaitable[_T], seconds: float | None, counter: RequestCounter | None = None
+) -> _T:
+    token = CURRENT_COUNTER.set(counter) if counter is not None else None
     try:
-        async with deadline:
+        if seconds is None:
             return await awaitable
-    except TimeoutError as err:
-        if not deadline.expired():
-            raise  # a timeout of the call itself, not of the operation deadline
-        raise TimeoutError(
-            f"no response within operation_timeout={seconds:g}s (retries included)"
-        ) from err
+        deadline = asyncio.timeout(seconds)
+        try:
+            async with deadline:
+                return await awaitable
+        except TimeoutError as err:
+            if not deadline.expired():
+                raise  # a timeout of the call itself, not of the operation deadline
+            raise TimeoutError(
+                f"no response within operation_timeout={seconds:g}s (retries included)"
+            ) from err
+    finally:
+        if token is not None:
+            CURRENT_COUNTER.reset(token)

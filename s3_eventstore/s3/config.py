@@ -67,6 +67,9 @@ class ClientSettings:
     """HTTP connection pool size; keep it at least the store's read concurrency."""
     addressing_style: str | None = None
     """``path`` or ``virtual``; ``None`` lets botocore choose (path for IP endpoints)."""
+    share_client: bool = True
+    """Share one client (parsed service model, connection pool) with every store of equal
+    settings on the same event loop; see :mod:`s3_eventstore.s3.pool`."""
 
 
 def client_config(settings: ClientSettings) -> Any:
@@ -164,6 +167,7 @@ class StoreConfig:
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         addressing_style: str | None = None,
+        share_client: bool = True,
         operation_timeout: float | None = 60.0,
         max_turn_buffer_bytes: int = DEFAULT_MAX_TURN_BUFFER_BYTES,
         max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
@@ -186,6 +190,8 @@ class StoreConfig:
             raise ConfigurationError(f"unknown retry_mode {retry_mode!r}")
         if type(max_attempts) is not int or max_attempts < 1:
             raise ConfigurationError("max_attempts must be a positive int")
+        if type(share_client) is not bool:
+            raise ConfigurationError(f"share_client must be True or False, not {share_client!r}")
         if operation_timeout is not None and (
             isinstance(operation_timeout, bool)
             or not isinstance(operation_timeout, int | float)
@@ -220,6 +226,7 @@ class StoreConfig:
                 read_timeout=read_timeout,
                 max_pool_connections=max(64, read_concurrency * 2),
                 addressing_style=addressing_style,
+                share_client=share_client,
             ),
             operation_timeout=operation_timeout,
             read=ReadOptions(read_concurrency, manifest_cache_size),

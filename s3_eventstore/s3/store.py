@@ -82,6 +82,10 @@ class S3EventStore(EventStore):
         connect_timeout: Seconds to connect.
         read_timeout: Seconds to wait for a response.
         addressing_style: ``"path"`` or ``"virtual"``; ``None`` lets botocore decide.
+        share_client: Without ``client`` or ``session``, use the client (and its
+            connection pool) shared by every store of equal settings on this event loop:
+            the second store costs milliseconds to open, not a parse of the S3 model. The
+            last store closed closes it. ``False`` gives this store a client of its own.
         max_turn_buffer_bytes: JSON-line bytes one turn buffers in memory; a turn reaching
             it is streamed to S3 (multipart upload) while appends continue.
         max_buffer_bytes: Bytes all open turns may hold in memory together; an ``append``
@@ -131,6 +135,7 @@ class S3EventStore(EventStore):
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         addressing_style: str | None = None,
+        share_client: bool = True,
         operation_timeout: float | None = 60.0,
         max_turn_buffer_bytes: int = DEFAULT_MAX_TURN_BUFFER_BYTES,
         max_buffer_bytes: int = DEFAULT_MAX_BUFFER_BYTES,
@@ -154,6 +159,7 @@ class S3EventStore(EventStore):
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             addressing_style=addressing_style,
+            share_client=share_client,
             operation_timeout=operation_timeout,
             max_turn_buffer_bytes=max_turn_buffer_bytes,
             max_buffer_bytes=max_buffer_bytes,
