@@ -12,6 +12,12 @@ A store created with ``dictionary_id=`` compresses turns with it and names it in
 manifest (format 2); readers fetch dictionaries by id and cache them forever (they are
 immutable and content-addressed).
 
+Dictionaries shipped in the package (``s3_eventstore/dictionaries/{id}.zdict``) need no
+object in the bucket: :func:`shipped_dictionary` finds them by id, so objects written with
+one stay readable by every later version of the library. :data:`AGENT_SDK_DICTIONARY_ID`
+is trained on the agent-sdk envelope shape (``python -m benchmarks.default_dictionary``):
+``S3EventStore(..., dictionary_id=AGENT_SDK_DICTIONARY_ID)``.
+
 The trade-off, and why dictionaries are opt-in: an object compressed with a dictionary
 cannot be read by plain ``zstd -dc`` or DuckDB without it (``zstd -dc -D file.zdict``
 works). Use them for archives whose analytics go through this library, or that fetch
@@ -20,8 +26,10 @@ the ``.zdict`` and decompress with ``-D``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import TYPE_CHECKING, Final
 
 import zstandard
@@ -33,10 +41,12 @@ if TYPE_CHECKING:
 
 
 __all__ = [
+    "AGENT_SDK_DICTIONARY_ID",
     "DEFAULT_DICTIONARY_BYTES",
     "MIN_SAMPLES",
     "TrainedDictionary",
     "dictionary_id_of",
+    "shipped_dictionary",
     "train",
 ]
 
@@ -45,6 +55,27 @@ DEFAULT_DICTIONARY_BYTES: Final = 32 * 1024
 smaller turns on held-out threads; the smallest near the best is cheapest to fetch."""
 MIN_SAMPLES: Final = 8
 """zstd's trainer needs a handful of samples to find anything."""
+
+
+AGENT_SDK_DICTIONARY_ID: Final = "8ed912ddf31e03e4a7b020190de4fa6d"
+"""The shipped 16 KiB dictionary for agent-sdk envelopes (key names, event types, id and
+timestamp layouts; no user text): 17.6% smaller turn bodies on the benchmark workload."""
+
+
+@functools.cache
+def shipped_dictionary(dictionary_id: str) -> TrainedDictionary | None:
+    """The dictionary of that id shipped in the package, ``None`` if none is.
+
+    Raises:
+        CorruptObjectError: the shipped file does not hash to its name (a broken install).
+    """
+    if len(dictionary_id) != 32 or not all(c in "0123456789abcdef" for c in dictionary_id):
+        return None
+    entry = resources.files("s3_eventstore.dictionaries").joinpath(f"{dictionary_id}.zdict")
+    if not entry.is_file():
+        return None
+    key = f"package:s3_eventstore/dictionaries/{dictionary_id}.zdict"
+    return TrainedDictionary.from_bytes(entry.read_bytes(), key=key, expect_id=dictionary_id)
 
 
 def dictionary_id_of(data: bytes) -> str:

@@ -14,6 +14,7 @@ from s3_eventstore.errors import ConfigurationError, PreconditionFailedError, St
 from s3_eventstore.format.dictionary import (
     DEFAULT_DICTIONARY_BYTES,
     TrainedDictionary,
+    shipped_dictionary,
     train,
 )
 
@@ -55,7 +56,8 @@ class DictionaryStore(Protocol):
 async def fetch_dictionary(
     bucket: Bucket, layout: KeyLayout, dictionary_id: str
 ) -> TrainedDictionary:
-    """GET a dictionary by id and verify it. One GetObject (callers cache the result).
+    """A dictionary by id, verified: shipped in the package (no request), else one
+    GetObject of ``{prefix}dictionaries/{id}.zdict`` (callers cache the result).
 
     Raises:
         ConfigurationError: ``dictionary_id`` is malformed, or no such dictionary exists.
@@ -63,6 +65,9 @@ async def fetch_dictionary(
         StorageError: the GET failed.
     """
     key = layout.dictionary_key(dictionary_id)
+    shipped = shipped_dictionary(dictionary_id)
+    if shipped is not None:
+        return shipped
     found = await bucket.get(key)
     if found is None:
         raise ConfigurationError(f"dictionary {dictionary_id} does not exist ({key})")
