@@ -10,6 +10,7 @@ endpoint behaviour) use this module.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from s3_eventstore.s3.config import client_config
@@ -37,13 +38,52 @@ async def open_client(settings: ClientSettings, stack: AsyncExitStack, session: 
     options: dict[str, Any] = {
         "endpoint_url": settings.endpoint_url,
         "region_name": settings.region_name,
-        "config": client_config(settings),
+        "config": client_config(settings, shared_tls_session_class()),
     }
     if session is None:
         context = shared_session(settings.profile_name).create_client("s3", **options)
     else:
         context = session.client("s3", **options)
     return await stack.enter_async_context(context)
+
+
+@functools.cache
+def _tls_context(ca_certs: str | None) -> Any:
+    """One TLS client context per CA bundle for the process: loading the bundle costs
+    ~50 ms of CPU, and aiobotocore would load it again for every client."""
+    from botocore.httpsession import create_urllib3_context
+
+    context = create_urllib3_context()
+    if ca_certs:
+        context.load_verify_locations(ca_certs, None, None)
+    return context
+
+
+@functools.cache
+def shared_tls_session_class() -> type:
+    """aiobotocore's HTTP session, creating its connector with the process's TLS context.
+
+    Exactly what ``AIOHTTPSession._create_connector`` does (verification on, the CA bundle
+    botocore resolves: certifi or ``AWS_CA_BUNDLE``), minus the reloading; proxies and
+    client certificates take aiobotocore's own path.
+    """
+    import aiohttp
+    from aiobotocore.httpsession import AIOHTTPSession
+    from botocore.httpsession import get_cert_path
+
+    class SharedTLSSession(AIOHTTPSession):  # type: ignore[misc]
+        def _create_connector(self, proxy_url: str | None) -> Any:
+            verify = getattr(self, "_verify", None)
+            simple = getattr(self, "_cert_file", 1) is None and isinstance(verify, bool | str)
+            if proxy_url or not simple or not verify:
+                return super()._create_connector(proxy_url)
+            return aiohttp.TCPConnector(
+                limit=self._max_pool_connections,
+                ssl=_tls_context(get_cert_path(verify)),
+                **self._connector_args,
+            )
+
+    return SharedTLSSession
 
 
 class DeadlineClient:

@@ -72,14 +72,18 @@ class ClientSettings:
     settings on the same event loop; see :mod:`s3_eventstore.s3.pool`."""
 
 
-def client_config(settings: ClientSettings) -> Any:
-    """The aiobotocore ``AioConfig`` for ``settings``."""
+def client_config(settings: ClientSettings, http_session_cls: Any = None) -> Any:
+    """The aiobotocore ``AioConfig`` for ``settings`` (and an HTTP session class, if given)."""
     from aiobotocore.config import AioConfig
 
     s3_options: dict[str, Any] = {}
     if settings.addressing_style:
         s3_options["addressing_style"] = settings.addressing_style
+    extra: dict[str, Any] = {}
+    if http_session_cls is not None:
+        extra["http_session_cls"] = http_session_cls
     return AioConfig(
+        **extra,
         # botocore's "max_attempts" counts retries; "total_max_attempts" counts attempts.
         retries={"mode": settings.retry_mode, "total_max_attempts": settings.max_attempts},
         connect_timeout=settings.connect_timeout,
