@@ -355,7 +355,8 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
                     (
                         f"first: open {o['first_open_cpu_ms']} + first PUT "
                         f"{o['first_put_cpu_ms']}; N-th (median): open {o['nth_open_cpu_ms']} + "
-                        f"first PUT {o['nth_first_put_cpu_ms']}"
+                        f"first PUT {o['nth_first_put_cpu_ms']} (a later PUT: "
+                        f"{o['nth_second_put_cpu_ms']})"
                     ),
                 )
             )

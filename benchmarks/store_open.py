@@ -9,7 +9,8 @@ fresh child process (so the first store really is the process's first):
   (a store per request).
 
 Per store: CPU (``time.process_time``) of ``S3EventStore(...)`` + ``open()``, and of its
-first ``finish_turn`` (one 20-event turn: the first PUT, which also opens connections).
+first ``finish_turn`` (one 20-event turn: the first PUT, which also opens connections),
+and of its second ``finish_turn`` (a PUT on a warm store: what any turn costs).
 Reported: the first store, and the median of stores 2..N.
 """
 
@@ -31,10 +32,11 @@ from s3_eventstore import S3EventStore
 from s3_eventstore.demo.workload import WorkloadSpec, generate_turns
 
 endpoint, bucket, prefix, pattern, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
-turns = list(generate_turns(WorkloadSpec(threads=n, turns_per_thread=1)))
+turns = [g for g in generate_turns(WorkloadSpec(threads=n, turns_per_thread=2)) if g.turn == 1]
+seconds = {g.thread_id: g for g in generate_turns(WorkloadSpec(threads=n, turns_per_thread=2)) if g.turn == 2}
 
 async def main():
-    opened, first_put = [], []
+    opened, first_put, later_put = [], [], []
     alive = []
     for generated in turns:
         c0 = time.process_time()
@@ -46,6 +48,12 @@ async def main():
         c2 = time.process_time()
         await store.finish_turn(generated.thread_id, generated.turn)
         c3 = time.process_time()
+        second = seconds[generated.thread_id]
+        for event in second.events:
+            await store.append(second.thread_id, second.turn, event)
+        c4 = time.process_time()
+        await store.finish_turn(second.thread_id, second.turn)
+        later_put.append(time.process_time() - c4)
         opened.append(c1 - c0)
         first_put.append(c3 - c2)
         if pattern == "alive":
@@ -54,7 +62,7 @@ async def main():
             await store.close()
     for store in alive:
         await store.close()
-    print(json.dumps({"open": opened, "first_put": first_put}))
+    print(json.dumps({"open": opened, "first_put": first_put, "later_put": later_put}))
 
 asyncio.run(main())
 """
@@ -94,6 +102,7 @@ async def run(ctx: Context) -> dict[str, Any]:
             "first_put_cpu_ms": rounded(data["first_put"][0] * 1000, 2),
             "nth_open_cpu_ms": rounded(statistics.median(data["open"][1:]) * 1000, 2),
             "nth_first_put_cpu_ms": rounded(statistics.median(data["first_put"][1:]) * 1000, 2),
+            "nth_second_put_cpu_ms": rounded(statistics.median(data["later_put"][1:]) * 1000, 2),
             "nth_open_plus_first_put_cpu_ms": rounded(
                 statistics.median(
                     o + p for o, p in zip(data["open"][1:], data["first_put"][1:], strict=True)
