@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmarks import (
+    analytics,
     append,
     buffer_memory,
     cold_start,
@@ -51,6 +52,7 @@ MEASUREMENTS: dict[str, Callable[[Context], Awaitable[dict[str, Any]]]] = {
     "peer": peer.run,
     "tradeoff": tradeoff.run,
     "store_open": store_open.run,
+    "analytics": analytics.run,
 }
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
 

@@ -10,6 +10,7 @@ when asked for, which keeps a buffered envelope small (bytes plus four scalars).
 
 from __future__ import annotations
 
+import json
 import sys
 import uuid
 from collections.abc import Iterable, Mapping
@@ -114,18 +115,23 @@ class AgentEventEnvelope:
     # --- construction ----------------------------------------------------------------
 
     @classmethod
-    def from_json(cls, line: bytes | bytearray | memoryview | str) -> AgentEventEnvelope:
+    def from_json(
+        cls, line: bytes | bytearray | memoryview | str, *, unique_keys: bool = True
+    ) -> AgentEventEnvelope:
         """Parse one JSON line; its bytes are kept verbatim for a lossless round trip.
 
         Surrounding whitespace is dropped. A document that spans several lines (pretty
         printed) is re-rendered compactly, since a JSON-lines archive cannot hold it as is.
         Numbers must be exact (see :mod:`s3_eventstore.jsonvalue`): integers of any size
-        are kept, a float whose digits a double cannot hold is refused.
+        are kept, a float whose digits a double cannot hold is refused. A key twice in
+        one object is refused (JSON readers disagree on which value counts);
+        ``unique_keys=False`` is for reading lines archived before that rule, which are
+        then read as orjson reads them (the last value wins).
 
         Raises:
             InvalidEnvelopeError: not JSON, not an object, a required field is missing or
                 malformed (agent-sdk's grammar), nested deeper than serde_json reads, or
-                holding a number that cannot be read exactly.
+                holding a number that cannot be read exactly, or a key twice in one object.
         """
         if isinstance(line, str):
             try:
@@ -140,6 +146,8 @@ class AgentEventEnvelope:
             )
         raw = raw.strip(b" \t\r\n")
         data, wide = load_exact(raw)
+        if unique_keys:
+            _reject_duplicate_keys(raw, data, wide)
         if b"\n" in raw or b"\r" in raw:
             raw = dump_exact(data, wide=wide)
         return cls._build(raw, data, wide)
@@ -381,3 +389,32 @@ class StoredTurnEvents:
     def events_of(turns: Iterable[StoredTurnEvents]) -> list[AgentEventEnvelope]:
         """Flatten turns into turn-major event order."""
         return [event for turn in turns for event in turn.events]
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> None:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise InvalidEnvelopeError(f"envelope has the key {key[:100]!r} twice in one object")
+        seen.add(key)
+
+
+_UNIQUE_KEYS_DECODER: Final = json.JSONDecoder(object_pairs_hook=_unique_pairs)
+"""Built once: ``json.loads(..., object_pairs_hook=...)`` builds a decoder per call."""
+
+
+def _reject_duplicate_keys(raw: bytes, data: Any, wide: bool) -> None:
+    """Refuse a JSON text with a key twice in one object (``data`` is its exact parse).
+
+    JSON readers disagree about ``{"type":"a","type":"b"}``: orjson and Python keep the
+    last value, DuckDB's and Athena's JSON functions the first, so such a line would say
+    one thing to the library and another to analytics.
+    """
+    if dump_exact(data, wide=wide) == raw:
+        return  # a rendering never holds a key twice: raw is its own unique-key rendering
+    try:
+        _UNIQUE_KEYS_DECODER.decode(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as err:
+        if isinstance(err, InvalidEnvelopeError):
+            raise
+        raise InvalidEnvelopeError(f"envelope keys cannot be checked: {err}") from None

@@ -21,9 +21,11 @@ if TYPE_CHECKING:
     from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 duckdb = pytest.importorskip("duckdb")
-pytest.importorskip("duckdb_extension_httpfs")
+pytest.importorskip("pyarrow")
 
 from s3_eventstore.ops import analytics  # after the skips: it needs duckdb
+from s3_eventstore.ops.columnar.publish import publish
+from s3_eventstore.ops.columnar.schema import COLUMNS
 
 __all__ = ["cli_env"]
 
@@ -39,17 +41,62 @@ class Written:
         self.events = events  # thread -> [(turn, envelope)] from store.get_turns
 
 
-@pytest.fixture(scope="module")
-def written(s3_server: EmbeddedS3Server, backdoor: Any) -> Written:
-    bucket = "analytics-archive"
+Turns = list[tuple[str, int, tuple[AgentEventEnvelope, ...]]]
+TIERS = ("pending", "published", "mixed")
+"""Nothing published; everything published; half published, then more turns written, one
+thread compacted after publishing and one before."""
+
+
+def _turns_to_write() -> Turns:
+    turns: Turns = []
+
+    class Collect:
+        async def append(self, thread: str, turn: int, event: AgentEventEnvelope) -> None:
+            if not turns or turns[-1][:2] != (thread, turn):
+                turns.append((thread, turn, ()))
+            turns[-1] = (thread, turn, (*turns[-1][2], event))
+
+        async def finish_turn(self, thread: str, turn: int) -> None:
+            if not turns or turns[-1][:2] != (thread, turn):
+                turns.append((thread, turn, ()))
+
+    spec = WorkloadSpec(threads=5, turns_per_thread=3, events_per_turn=10, seed=5)
+    asyncio.run(write_archive(Collect(), spec))  # type: ignore[arg-type]
+    return turns
+
+
+async def _write(store: S3EventStore, turns: Turns) -> None:
+    for thread, turn, events in turns:
+        for event in events:
+            await store.append(thread, turn, event)
+        await store.finish_turn(thread, turn)
+
+
+@pytest.fixture(scope="module", params=TIERS)
+def written(request: pytest.FixtureRequest, s3_server: EmbeddedS3Server, backdoor: Any) -> Written:
+    tier = request.param
+    bucket = f"analytics-{tier}"
     backdoor.create_bucket(Bucket=bucket)
+    turns = _turns_to_write()
 
     async def write_and_read() -> dict[str, list[Any]]:
         async with S3EventStore(
             bucket, PREFIX, endpoint_url=s3_server.endpoint_url, session=s3_server.session()
         ) as store:
-            spec = WorkloadSpec(threads=5, turns_per_thread=3, events_per_turn=10, seed=5)
-            threads = list(await write_archive(store, spec))
+            threads = list(dict.fromkeys(thread for thread, _, _ in turns))
+            if tier == "pending":
+                await _write(store, turns)
+            elif tier == "published":
+                await _write(store, turns)
+                await publish(store)
+            else:
+                half = len(turns) // 2
+                await _write(store, turns[:half])
+                await store.compact(threads[0])  # compacted, then published
+                await publish(store)
+                await _write(store, turns[half:])
+                await store.compact(threads[1])  # published turns move into a segment
+                await store.compact(threads[-1])  # unpublished turns in a segment
             for step in load_agent_sdk_vectors().replay():  # the agent-sdk vectors as well
                 thread = f"vectors-{step.thread_id}"
                 await store.append(thread, step.turn, step.envelope)
@@ -62,9 +109,9 @@ def written(s3_server: EmbeddedS3Server, backdoor: Any) -> Written:
             read: dict[str, list[Any]] = {}
             for thread in threads:
                 read[thread] = [
-                    (turn.turn, event)
+                    (turn.turn, position, event)
                     for turn in await store.get_turns(thread)
-                    for event in turn.events
+                    for position, event in enumerate(turn.events)
                 ]
             return read
 
@@ -80,18 +127,32 @@ def connection(written: Written, cli_env: None) -> Iterator[Any]:
 
 
 def _all(written: Written) -> list[tuple[str, int, AgentEventEnvelope]]:
-    return [(t, n, e) for t, rows in written.events.items() for n, e in rows]
+    return [(t, n, e) for t, rows in written.events.items() for n, _, e in rows]
 
 
 def test_every_line_comes_back_exactly(connection: Any, written: Written) -> None:
     rows = connection.execute(
-        "SELECT thread_id, turn, event_id, sequence, timestamp, type, line FROM events"
+        """SELECT thread_id, turn, position, event_id, sequence, epoch_ns("timestamp"),
+                  timestamp_text, type, envelope, finished FROM events"""
     ).fetchall()
     expected = [
-        (t, n, str(e.event_id), e.sequence, e.timestamp, e.type, e.to_json().decode())
-        for t, n, e in _all(written)
+        (
+            t,
+            n,
+            p,
+            e.to_dict()["event_id"],
+            e.sequence,
+            e.timestamp_ns,
+            e.timestamp,
+            e.type,
+            e.to_json().decode(),
+            True,
+        )
+        for t, per_thread in written.events.items()
+        for n, p, e in per_thread
     ]
     assert sorted(rows) == sorted(expected)
+    assert len(rows) == len({(r[0], r[1], r[2]) for r in rows})  # no row twice
 
 
 def test_special_thread_ids_are_decoded(connection: Any) -> None:
@@ -108,10 +169,8 @@ def test_counts_per_event_type(connection: Any, written: Written) -> None:
 
 def test_tokens_per_thread(connection: Any, written: Written) -> None:
     rows = connection.execute(
-        """SELECT thread_id,
-                  sum((event->'usage'->>'input_tokens')::BIGINT
-                      + (event->'usage'->>'output_tokens')::BIGINT)
-           FROM events WHERE type = 'turn_complete' AND (event->'usage') IS NOT NULL
+        """SELECT thread_id, sum(input_tokens + output_tokens)
+           FROM events WHERE type = 'turn_complete' AND input_tokens IS NOT NULL
            GROUP BY thread_id"""
     ).fetchall()
     expected: Counter[str] = Counter()
@@ -153,38 +212,30 @@ def test_an_empty_archive_is_an_empty_view(written: Written, cli_env: None) -> N
     con = analytics.connect(written.url + "-nothing-here", endpoint_url=written.endpoint_url)
     assert con.execute("SELECT count(*) FROM events").fetchone() == (0,)
     assert [c[0] for c in con.execute("SELECT * FROM events").description] == [
-        "thread_id",
-        "turn",
-        "event_id",
-        "sequence",
-        "timestamp",
-        "time",
-        "type",
+        *(c.name for c in COLUMNS),
+        "day",
         "event",
-        "line",
-        "key",
+        "finished",
     ]
 
 
-def test_the_extension_comes_from_the_wheel() -> None:
-    path = analytics.httpfs_extension_path()
-    assert path.name == "httpfs.duckdb_extension"
-    assert f"v{duckdb.__version__}" in str(path)
+def test_the_json_column_agrees_with_the_typed_ones(connection: Any) -> None:
+    mismatches = connection.execute(
+        """SELECT count(*) FROM events
+           WHERE event->>'type' IS DISTINCT FROM type
+              OR (type = 'turn_complete'
+                  AND (event->'usage'->>'input_tokens')::BIGINT IS DISTINCT FROM input_tokens)"""
+    ).fetchone()
+    assert mismatches == (0,)
 
 
-def test_secret_sql_quotes_values() -> None:
+def test_the_access_repr_hides_the_secret() -> None:
     access = analytics.S3Access(
-        region="us-east-1",
-        key_id="k'1",
-        secret="s",
-        endpoint="127.0.0.1:9",
-        use_ssl=False,
-        url_style="path",
+        region="us-east-1", key_id="AKIA1", secret="very-secret", session_token="tok-secret"
     )
-    sql = analytics._secret_sql(access, "b")
-    assert "KEY_ID 'k''1'" in sql
-    assert "USE_SSL false" in sql
-    assert "ENDPOINT '127.0.0.1:9'" in sql
+    assert "very-secret" not in repr(access)
+    assert "tok-secret" not in repr(access)
+    assert "AKIA1" in repr(access)
 
 
 def test_query_command(written: Written) -> None:
@@ -228,7 +279,7 @@ def test_query_errors(written: Written) -> None:
         None, "query", "--url", written.url, "SELEC nothing", endpoint_url=written.endpoint_url
     )
     assert bad.exit_code == ExitCode.USAGE
-    assert bad.stderr.startswith("error: query failed: Parser Error: syntax error")
+    assert bad.stderr.startswith("error: bad query: Parser Error: syntax error")
     missing = invoke(
         None,
         "query",
@@ -238,39 +289,46 @@ def test_query_errors(written: Written) -> None:
         endpoint_url=written.endpoint_url,
     )
     assert missing.exit_code == ExitCode.STORAGE, missing.output
-    assert missing.stderr.startswith("error: storage error: HTTP Error: ")
-    assert "NoSuchBucket" in missing.stderr
+    assert missing.stderr.startswith("error: storage error: ")
+    running = invoke(
+        None,
+        "query",
+        "--url",
+        written.url,
+        "SELECT CAST(type AS INTEGER) FROM events",
+        endpoint_url=written.endpoint_url,
+    )
+    assert running.exit_code == ExitCode.QUERY, running.output
+    assert running.stderr.startswith("error: query failed: Conversion Error")
 
 
-def test_compacted_threads_stay_queryable(s3_server: EmbeddedS3Server, backdoor: Any) -> None:
-    """Segments are JSON lines too: the view keeps their rows (turn is NULL there)."""
+def test_compacted_threads_have_turn_numbers(s3_server: EmbeddedS3Server, backdoor: Any) -> None:
+    """Segments hold many turns: the view still gives every row its turn (from the index)."""
     bucket = "analytics-compacted"
     backdoor.create_bucket(Bucket=bucket)
 
-    async def write_and_compact() -> dict[str, list[AgentEventEnvelope]]:
+    async def write_and_compact() -> dict[str, list[tuple[int, AgentEventEnvelope]]]:
         async with S3EventStore(
             bucket, PREFIX, endpoint_url=s3_server.endpoint_url, session=s3_server.session()
         ) as store:
             spec = WorkloadSpec(threads=3, turns_per_thread=4, events_per_turn=6, seed=9)
             threads = list(await write_archive(store, spec, special=False))
             await store.compact(threads[0])
+            await publish(store)
             await store.compact(threads[1])
-            return {thread: await store.get_events(thread) for thread in threads}
+            return {
+                thread: [(t.turn, e) for t in await store.get_turns(thread) for e in t.events]
+                for thread in threads
+            }
 
     expected = asyncio.run(write_and_compact())
     con = analytics.connect(f"s3://{bucket}/{PREFIX}", endpoint_url=s3_server.endpoint_url)
     try:
-        rows = con.execute(
-            "SELECT thread_id, count(*), count(turn) FROM events GROUP BY thread_id"
-        ).fetchall()
-        lines = con.execute("SELECT thread_id, line FROM events").fetchall()
+        rows = con.execute("SELECT thread_id, turn, envelope FROM events").fetchall()
     finally:
         con.close()
-    counts = {thread: (total, with_turn) for thread, total, with_turn in rows}
-    threads = list(expected)
-    assert counts[threads[0]] == (len(expected[threads[0]]), 0)  # compacted: no turn column
-    assert counts[threads[2]] == (len(expected[threads[2]]), len(expected[threads[2]]))
-    for thread, events in expected.items():
-        assert sorted(line for t, line in lines if t == thread) == sorted(
-            e.to_json().decode() for e in events
-        )
+    assert sorted(rows) == sorted(
+        (thread, turn, e.to_json().decode())
+        for thread, events in expected.items()
+        for turn, e in events
+    )

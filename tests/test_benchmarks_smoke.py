@@ -81,6 +81,16 @@ FIGURES = [
     "tradeoff.table.none.3.stored_bytes_per_turn",
     "tradeoff.table.none.3.finish_cpu_us_per_turn",
     "tradeoff.table.none.3.read_cpu_us_per_turn",
+    *(
+        f"analytics.{tier}.{query}.{figure}"
+        for tier in ("per_turn_objects", "parquet", "parquet_plus_pending_view")
+        for query in ("count_by_type", "tokens_per_thread", "one_thread", "cross_thread_join")
+        for figure in ("seconds", "get_requests", "bytes_read")
+    ),
+    "analytics.ratios.count_by_type.fewer_bytes",
+    "analytics.publish.get_requests",
+    "analytics.publish.put_requests",
+    "analytics.publish.gets_per_turn_object",
     "targets",
 ]
 
@@ -107,6 +117,7 @@ def test_quick_benchmarks_run_and_report_every_figure(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-4000:]
     data = json.loads(out.read_text())
     assert data["run"]["errors"] == {}
+    assert all(data["analytics"]["same_answers"].values())  # both tiers, the same answers
     for path in FIGURES:
         assert _lookup(data, path) is not None, f"{path} is null"
     assert {t["figure"] for t in data["targets"]} >= {

@@ -27,6 +27,7 @@ COMMANDS: Final = {
     "export": "s3_eventstore.cli.export:export",
     "verify": "s3_eventstore.cli.verify:verify",
     "stats": "s3_eventstore.cli.stats:stats",
+    "publish": "s3_eventstore.cli.publish:publish",
     "query": "s3_eventstore.cli.query:query",
     "clear": "s3_eventstore.cli.clear:clear",
     "compact": "s3_eventstore.cli.compact:compact",

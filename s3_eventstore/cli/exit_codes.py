@@ -25,3 +25,6 @@ class ExitCode(IntEnum):
     or ``doctor`` found a behaviour the store requires missing."""
     MISSING_EXTRA = 6
     """An optional dependency is not installed: ``pip install 's3-eventstore[EXTRA]'``."""
+    QUERY = 7
+    """A well-formed query failed while it ran (a failed cast, out of memory, an internal
+    error): neither a usage mistake nor a storage failure."""

@@ -99,12 +99,17 @@ class _MissingExtra(CliError):
     exit_code = int(ExitCode.MISSING_EXTRA)
 
 
+class _QueryFailure(CliError):
+    exit_code = int(ExitCode.QUERY)
+
+
 _BY_CODE: dict[ExitCode, type[CliError]] = {
     ExitCode.USAGE: _UsageFailure,
     ExitCode.NOT_FOUND: _NotFound,
     ExitCode.INTEGRITY: _IntegrityFailure,
     ExitCode.STORAGE: _StorageFailure,
     ExitCode.MISSING_EXTRA: _MissingExtra,
+    ExitCode.QUERY: _QueryFailure,
 }
 
 

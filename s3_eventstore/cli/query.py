@@ -1,16 +1,22 @@
-"""``query``: SQL over the archive in place, with DuckDB."""
+"""``query``: SQL over the archive with DuckDB (both tiers, see s3_eventstore.ops.analytics)."""
 
 from __future__ import annotations
 
 import csv
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import click
 
 from s3_eventstore.cli.exit_codes import ExitCode
 from s3_eventstore.cli.options import archive_options, fail, plural, printable, stdout_bytes
-from s3_eventstore.errors import ConfigurationError, MissingExtraError
+from s3_eventstore.errors import (
+    ConfigurationError,
+    EventStoreError,
+    IntegrityError,
+    InvalidInputError,
+    MissingExtraError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -18,6 +24,9 @@ if TYPE_CHECKING:
     from s3_eventstore.cli.options import ArchiveConfig
 
 __all__ = ["query"]
+
+_MAX_MESSAGE: Final = 400
+"""Characters of an error message shown: an event quoted by an error is not echoed whole."""
 
 
 @click.command()
@@ -32,22 +41,44 @@ __all__ = ["query"]
     hidden=True,
     help="Same as --json / --csv (kept for scripts written against it).",
 )
-def query(config: ArchiveConfig, sql: str, as_json: bool, as_csv: bool, fmt: str | None) -> None:
+@click.option(
+    "--allow-local-files",
+    is_flag=True,
+    help="Let the SQL read and write local files (off by default: trusted users only).",
+)
+@click.option(
+    "--published-only",
+    is_flag=True,
+    help="Read the Parquet tier alone (no LIST of turn objects; unpublished turns missing).",
+)
+def query(
+    config: ArchiveConfig,
+    sql: str,
+    as_json: bool,
+    as_csv: bool,
+    fmt: str | None,
+    allow_local_files: bool,
+    published_only: bool,
+) -> None:
     """Run SQL over the archive with DuckDB; the view `events` is every archived event.
 
-    Columns of `events`: thread_id, turn, event_id, sequence, timestamp (as written),
-    time (TIMESTAMPTZ), type, event (JSON: event->'usage'->>'input_tokens'), line
-    (the JSON line exactly as stored) and key. Nothing is copied out of S3 first.
-    Output: an aligned table (control characters escaped), --json (JSON lines, one
-    object per row) or --csv. Needs the `analytics` extra (duckdb and
-    duckdb-extension-httpfs; exit 6 without it). See docs/ANALYTICS.md.
+    `events` is the Parquet tier written by `publish` plus every finished turn not
+    published yet, each turn exactly once. Columns: thread_id, turn, position, event_id,
+    sequence, timestamp (UTC, ns), timestamp_text (as written), type, message_id,
+    tool_name, tool_call_id, input_tokens, output_tokens, cached_input_tokens,
+    cache_creation_input_tokens, error_message, envelope (the JSON line as stored), day,
+    event (JSON), finished. The SQL cannot read local files or credentials unless
+    --allow-local-files. Output: an aligned table (control characters escaped), --json
+    (JSON lines, one object per row) or --csv. Needs the `analytics` extra. Exit codes:
+    2 bad SQL, 5 storage, 6 extra missing, 7 the query failed while running.
+    See docs/ANALYTICS.md.
 
     \b
     Examples:
       s3-eventstore query --url s3://my-archive/agents/prod \\
         "SELECT type, count(*) AS n FROM events GROUP BY type ORDER BY n DESC"
       s3-eventstore query --json "SELECT thread_id,
-        sum((event->'usage'->>'output_tokens')::BIGINT) AS output_tokens
+        sum(input_tokens + output_tokens) AS tokens
         FROM events WHERE type = 'turn_complete' GROUP BY thread_id"
     """
     chosen = {name for name, on in (("json", as_json), ("csv", as_csv)) if on}
@@ -64,13 +95,17 @@ def query(config: ArchiveConfig, sql: str, as_json: bool, as_csv: bool, fmt: str
             endpoint_url=config.endpoint_url,
             region=config.region,
             profile=config.profile,
+            allow_local_files=allow_local_files,
+            published_only=published_only,
         )
     except MissingExtraError as err:
         raise fail(str(err), ExitCode.MISSING_EXTRA) from err
-    except ConfigurationError as err:
-        raise fail(str(err), ExitCode.USAGE) from err
-    except Exception as err:  # duckdb.Error: S3 unreachable or refused while binding the view
-        raise fail(f"storage error: {err}", ExitCode.STORAGE) from err
+    except (ConfigurationError, InvalidInputError) as err:
+        raise fail(_short(err), ExitCode.USAGE) from err
+    except IntegrityError as err:
+        raise fail(f"integrity check failed: {_short(err)}", ExitCode.INTEGRITY) from err
+    except EventStoreError as err:
+        raise fail(f"storage error: {_short(err)}", ExitCode.STORAGE) from err
     import duckdb
 
     try:
@@ -78,13 +113,32 @@ def query(config: ArchiveConfig, sql: str, as_json: bool, as_csv: bool, fmt: str
         columns = [str(d[0]) for d in cursor.description or []]
         rows = cursor.fetchall()
     except (duckdb.IOException, duckdb.HTTPException) as err:
-        raise fail(f"storage error: {err}", ExitCode.STORAGE) from err
+        raise fail(f"storage error: {_short(err)}", ExitCode.STORAGE) from err
+    except (
+        duckdb.ParserException,
+        duckdb.SyntaxException,
+        duckdb.BinderException,
+        duckdb.CatalogException,
+        duckdb.PermissionException,
+    ) as err:
+        hint = "" if allow_local_files else " (local files need --allow-local-files)"
+        extra = hint if isinstance(err, duckdb.PermissionException) else ""
+        raise fail(f"bad query: {_short(err)}{extra}", ExitCode.USAGE) from err
     except duckdb.Error as err:
-        raise fail(f"query failed: {err}", ExitCode.USAGE) from err
+        if "configuration has been locked" in str(err):
+            raise fail(f"bad query: {_short(err)}", ExitCode.USAGE) from err
+        raise fail(f"query failed: {_short(err)}", ExitCode.QUERY) from err
     finally:
         connection.close()
     with stdout_bytes() as out:
         out.write(_render(columns, rows, fmt).encode("utf-8"))
+
+
+def _short(err: BaseException) -> str:
+    message = str(err)
+    if len(message) <= _MAX_MESSAGE:
+        return message
+    return message[:_MAX_MESSAGE] + f"... ({len(message) - _MAX_MESSAGE} more characters)"
 
 
 def _render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:

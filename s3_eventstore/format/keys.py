@@ -37,6 +37,7 @@ __all__ = [
     "SegmentName",
     "decode_thread",
     "encode_thread",
+    "parse_s3_url",
     "parse_segment_name",
     "segment_name",
 ]
@@ -271,3 +272,24 @@ def _thread_folder(prefix: str, thread_id: str) -> str:
             f"would exceed S3's {MAX_KEY_BYTES}-byte key limit under prefix {prefix!r}"
         )
     return folder
+
+
+_URL_BUCKET: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]")
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``(bucket, prefix)`` of ``s3://bucket/prefix``, read literally.
+
+    Everything after the bucket is the prefix (as the AWS CLI reads S3 URLs): ``?``,
+    ``#``, ``%``, ``*`` and ``[`` are characters of the prefix, not URL syntax, so
+    ``s3://b/runs?x=1`` is prefix ``runs?x=1`` and ``s3://b/50%25`` is ``50%25``. The
+    prefix itself is checked where it is used (:meth:`KeyLayout.for_prefix`).
+
+    Raises:
+        ConfigurationError: not an ``s3://`` URL with a bucket name.
+    """
+    scheme, _, rest = url.partition("://") if isinstance(url, str) else ("", "", "")
+    bucket, _, prefix = rest.partition("/")
+    if scheme != "s3" or not _URL_BUCKET.fullmatch(bucket):
+        raise ConfigurationError(f"{url!r} is not of the form s3://bucket/prefix")
+    return bucket, prefix.lstrip("/")

@@ -154,7 +154,9 @@ class TurnCodec:
                 f"payload has {len(lines)} lines, manifest says {manifest.events}", key=key
             )
         try:
-            events = [AgentEventEnvelope.from_json(line) for line in lines]
+            # Archived lines are read as they are: a key twice in one object (refused at
+            # from_json since issue 12) is read last-wins, never made unreadable.
+            events = [AgentEventEnvelope.from_json(line, unique_keys=False) for line in lines]
         except InvalidEnvelopeError as err:
             raise CorruptObjectError(f"a line is not a valid envelope: {err}", key=key) from err
         first = events[0].timestamp if events else None

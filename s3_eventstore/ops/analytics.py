@@ -38,14 +38,15 @@ duckdb is imported inside the functions: ``import s3_eventstore`` must stay ligh
 
 from __future__ import annotations
 
+import functools
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlparse
 
 from s3_eventstore.errors import ConfigurationError, MissingExtraError
-from s3_eventstore.format.keys import KeyLayout
+from s3_eventstore.format.keys import KeyLayout, parse_s3_url
 
 if TYPE_CHECKING:
     import duckdb
@@ -81,9 +82,9 @@ class S3Access:
     """AWS region (DuckDB signs with it)."""
     key_id: str | None = None
     """Access key id; ``None`` for anonymous access."""
-    secret: str | None = None
-    """Secret access key."""
-    session_token: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    """Secret access key (never shown by ``repr``)."""
+    session_token: str | None = field(default=None, repr=False)
     """Session token of temporary credentials (roles, SSO)."""
     endpoint: str | None = None
     """``host[:port]`` of an S3-compatible endpoint; ``None`` for AWS."""
@@ -91,6 +92,13 @@ class S3Access:
     """HTTPS (``False`` for an ``http://`` endpoint)."""
     url_style: str = "vhost"
     """``path`` for custom endpoints (moto, MinIO), ``vhost`` for AWS."""
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The endpoint as a URL (``None`` for AWS)."""
+        if self.endpoint is None:
+            return None
+        return f"{'https' if self.use_ssl else 'http'}://{self.endpoint}"
 
 
 def resolve_access(
@@ -202,8 +210,15 @@ def connect(
     profile: str | None = None,
     access: S3Access | None = None,
     database: str = ":memory:",
+    allow_local_files: bool = False,
+    published_only: bool = False,
 ) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection where ``SELECT * FROM events`` reads the archive at ``url``.
+    """A DuckDB connection where ``SELECT * FROM events`` is every archived event.
+
+    The view joins the two tiers (see :mod:`s3_eventstore.ops.columnar.view`): the Parquet
+    files ``publish`` committed, and the finished turns not published yet, read through
+    the store. It is a snapshot taken now: reconnect to see later turns. The connection
+    cannot touch local files (unless ``allow_local_files``) and holds no credentials.
 
     Args:
         url: The archive, ``s3://bucket/prefix``.
@@ -212,45 +227,86 @@ def connect(
         profile: AWS profile; ``None`` uses ``AWS_PROFILE`` or the default chain.
         access: Credentials and endpoint already resolved (overrides the three above).
         database: DuckDB database path; in memory by default.
+        allow_local_files: Let SQL read and write local files (trusted users only).
+        published_only: Read the Parquet tier alone: no LIST of the turn objects, so turns
+            not yet published are missing (dashboards run right after ``publish``).
 
     Raises:
-        ConfigurationError: a bad URL or endpoint, or duckdb/httpfs missing or mismatched.
+        ConfigurationError: a bad URL or endpoint, or duckdb/pyarrow missing.
+        IntegrityError: the publish log is corrupt or an archived object failed verification.
+        StorageError: S3 failed or refused a request.
     """
-    bucket, prefix = parse_archive_url(url)
-    extension = httpfs_extension_path()
-    import duckdb
+    from s3_eventstore.ops.columnar.view import open_events
+    from s3_eventstore.s3.store import S3EventStore
 
+    bucket, prefix = parse_archive_url(url)
     if access is None:
         access = resolve_access(endpoint_url=endpoint_url, region=region, profile=profile)
-    connection = duckdb.connect(database)
+    resolved = access
+
+    def open_store() -> S3EventStore:
+        import aioboto3
+
+        session = aioboto3.Session(
+            aws_access_key_id=resolved.key_id,
+            aws_secret_access_key=resolved.secret,
+            aws_session_token=resolved.session_token,
+            region_name=resolved.region,
+        )
+        return S3EventStore(bucket, prefix, endpoint_url=resolved.endpoint_url, session=session)
+
+    return open_events(
+        open_store,
+        _filesystem(access),
+        view=EVENTS_VIEW,
+        database=database,
+        allow_local_files=allow_local_files,
+        published_only=published_only,
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _session(key_id: str | None, secret: str | None, token: str | None, region: str) -> Any:
+    """One aioboto3 session per credentials: botocore loads the S3 model once per session
+    (about a second of CPU), so repeated ``connect`` calls in a process share it."""
+    import aioboto3
+
+    return aioboto3.Session(
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        aws_session_token=token,
+        region_name=region,
+    )
+
+
+def _filesystem(access: S3Access) -> Any:
+    """pyarrow's S3 file system for the published files (exact keys, no globbing)."""
     try:
-        connection.execute(f"LOAD {_literal(str(extension))}")
-        connection.execute(_secret_sql(access, bucket))
-        view = f"CREATE OR REPLACE VIEW {EVENTS_VIEW} AS "
-        try:
-            connection.execute(view + events_source_sql(bucket, prefix))
-        except duckdb.IOException as err:
-            if "No files found" not in str(err):
-                raise
-            # DuckDB binds the glob when the view is created; an empty archive is still an
-            # archive, so give it the same columns and no rows (not re-listed later).
-            connection.execute(view + events_source_sql(bucket, prefix, empty=True))
-    except BaseException:
-        connection.close()
-        raise
-    return connection
+        import pyarrow.fs as pafs
+    except ImportError:
+        raise MissingExtraError("analytics needs pyarrow", extra="analytics") from None
+    options: dict[str, Any] = {"region": access.region}
+    if access.key_id is None or access.secret is None:
+        options["anonymous"] = True
+    else:
+        options.update(
+            access_key=access.key_id, secret_key=access.secret, session_token=access.session_token
+        )
+    if access.endpoint:
+        options.update(
+            endpoint_override=access.endpoint, scheme="https" if access.use_ssl else "http"
+        )
+    return pafs.S3FileSystem(**options)
 
 
 def parse_archive_url(url: str) -> tuple[str, str]:
-    """``(bucket, prefix)`` of ``s3://bucket/prefix``.
+    """``(bucket, prefix)`` of ``s3://bucket/prefix``, read literally (as
+    :meth:`S3EventStore.from_url` reads it: ``s3://b/runs?x=1`` is prefix ``runs?x=1``).
 
     Raises:
         ConfigurationError: not an ``s3://`` URL with a bucket.
     """
-    parsed = urlparse(url)
-    if parsed.scheme != "s3" or not parsed.netloc or parsed.query or parsed.fragment:
-        raise ConfigurationError(f"{url!r} is not of the form s3://bucket/prefix")
-    return parsed.netloc, parsed.path.lstrip("/")
+    return parse_s3_url(url)
 
 
 def _secret_sql(access: S3Access, bucket: str) -> str:

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import urlparse
 
-from s3_eventstore.errors import ConfigurationError
+from s3_eventstore.format.keys import parse_s3_url
 from s3_eventstore.format.segment import DEFAULT_MAX_SEGMENT_BYTES
 from s3_eventstore.identifiers import check_thread_id, check_turn
 from s3_eventstore.s3.bucket import Bucket
@@ -215,13 +214,14 @@ class S3EventStore(EventStore):
     def from_url(cls, url: str, **options: Any) -> S3EventStore:
         """Build a store from ``s3://bucket/some/prefix``; ``options`` as for the constructor.
 
+        The URL is read literally: everything after the bucket is the prefix, ``?`` and
+        ``#`` included (:func:`~s3_eventstore.format.keys.parse_s3_url`).
+
         Raises:
             ConfigurationError: the URL is not an ``s3://`` URL with a bucket.
         """
-        parsed = urlparse(url)
-        if parsed.scheme != "s3" or not parsed.netloc or parsed.query or parsed.fragment:
-            raise ConfigurationError(f"{url!r} is not of the form s3://bucket/prefix")
-        return cls(parsed.netloc, parsed.path.lstrip("/"), **options)
+        bucket, prefix = parse_s3_url(url)
+        return cls(bucket, prefix, **options)
 
     @property
     def url(self) -> str:

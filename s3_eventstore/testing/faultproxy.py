@@ -211,6 +211,8 @@ class ProxyStats:
     """Faults injected, by :class:`FaultKind` value."""
     faults_by_operation: dict[str, int] = field(default_factory=dict)
     """Faults injected, by operation."""
+    response_bytes: dict[str, int] = field(default_factory=dict)
+    """Bytes of the responses forwarded to clients (head and body), by operation."""
 
     @property
     def total_requests(self) -> int:
@@ -305,6 +307,7 @@ class FaultProxy:
         self._requests: Counter[str] = Counter()
         self._faults: Counter[str] = Counter()
         self._faults_by_operation: Counter[str] = Counter()
+        self._response_bytes: Counter[str] = Counter()
         self._key_locks: dict[str, asyncio.Lock] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -392,6 +395,7 @@ class FaultProxy:
                 dict(sorted(self._requests.items())),
                 dict(sorted(self._faults.items())),
                 dict(sorted(self._faults_by_operation.items())),
+                dict(sorted(self._response_bytes.items())),
             )
 
     def reset_stats(self) -> None:
@@ -400,6 +404,7 @@ class FaultProxy:
             self._requests.clear()
             self._faults.clear()
             self._faults_by_operation.clear()
+            self._response_bytes.clear()
 
     def _decide(self, info: RequestInfo) -> tuple[FaultKind | None, Gate | None]:
         with self._lock:
@@ -514,6 +519,8 @@ class FaultProxy:
         if kind is FaultKind.DROP_RESPONSE:
             _reset(writer)
             return False
+        with self._lock:
+            self._response_bytes[info.operation] += len(response)
         if kind is FaultKind.TRICKLE:
             head, _, body = response.partition(b"\r\n\r\n")
             writer.write(head + b"\r\n\r\n")

@@ -136,3 +136,71 @@ run "thread_table_projects_the_key_layout" {
     error_message = "Both tables have the same columns."
   }
 }
+
+run "published_table_reads_the_parquet_tier_by_day" {
+  command = plan
+
+  assert {
+    condition     = aws_glue_catalog_table.published_events[0].name == "events" && output.glue_published_table_name == "events"
+    error_message = "The Parquet tier's table is named events by default."
+  }
+
+  assert {
+    condition     = aws_glue_catalog_table.published_events[0].storage_descriptor[0].location == "s3://acme-agent-events/agent-events/published/"
+    error_message = "The table must sit on <prefix>published/."
+  }
+
+  assert {
+    condition     = aws_glue_catalog_table.published_events[0].parameters["storage.location.template"] == "s3://acme-agent-events/agent-events/published/day=$${day}/"
+    error_message = "Partitions are the day=YYYY-MM-DD folders."
+  }
+
+  assert {
+    condition = (
+      aws_glue_catalog_table.published_events[0].parameters["projection.enabled"] == "true" &&
+      aws_glue_catalog_table.published_events[0].parameters["projection.day.type"] == "date" &&
+      aws_glue_catalog_table.published_events[0].parameters["projection.day.format"] == "yyyy-MM-dd" &&
+      aws_glue_catalog_table.published_events[0].parameters["projection.day.range"] == "2024-01-01,NOW"
+    )
+    error_message = "day is projected as a date, yyyy-MM-dd, from published_first_day to now."
+  }
+
+  assert {
+    condition     = [for k in aws_glue_catalog_table.published_events[0].partition_keys : "${k.name}:${k.type}"] == ["day:string"]
+    error_message = "Partitioned by day only."
+  }
+
+  assert {
+    condition     = aws_glue_catalog_table.published_events[0].storage_descriptor[0].ser_de_info[0].serialization_library == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    error_message = "The files are Parquet."
+  }
+
+  assert {
+    condition = {
+      for c in aws_glue_catalog_table.published_events[0].storage_descriptor[0].columns : c.name => c.type
+      if contains(["thread_id", "turn", "timestamp", "type", "input_tokens", "envelope"], c.name)
+      } == {
+      thread_id    = "string"
+      turn         = "decimal(20,0)"
+      timestamp    = "timestamp"
+      type         = "string"
+      input_tokens = "bigint"
+      envelope     = "string"
+    }
+    error_message = "Typed columns and the lossless envelope."
+  }
+}
+
+run "published_table_name_and_first_day_are_settable" {
+  command = plan
+
+  variables {
+    published_table_name = "agent_events_parquet"
+    published_first_day  = "2025-06-01"
+  }
+
+  assert {
+    condition     = aws_glue_catalog_table.published_events[0].name == "agent_events_parquet" && aws_glue_catalog_table.published_events[0].parameters["projection.day.range"] == "2025-06-01,NOW"
+    error_message = "Table name and projection start follow the variables."
+  }
+}

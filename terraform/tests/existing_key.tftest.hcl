@@ -93,12 +93,12 @@ run "analytics_disabled" {
   }
 
   assert {
-    condition     = length(aws_glue_catalog_database.this) == 0 && length(aws_glue_catalog_table.turn_events) == 0 && length(aws_glue_catalog_table.turn_events_by_thread) == 0 && length(aws_athena_workgroup.this) == 0 && length(aws_iam_policy.athena_query) == 0
+    condition     = length(aws_glue_catalog_database.this) == 0 && length(aws_glue_catalog_table.turn_events) == 0 && length(aws_glue_catalog_table.turn_events_by_thread) == 0 && length(aws_glue_catalog_table.published_events) == 0 && length(aws_athena_workgroup.this) == 0 && length(aws_iam_policy.athena_query) == 0
     error_message = "analytics_enabled = false creates no Glue or Athena resources."
   }
 
   assert {
-    condition     = output.glue_table_name == null && output.glue_thread_table_name == null && output.athena_workgroup_name == null && output.athena_query_policy_json == null
+    condition     = output.glue_table_name == null && output.glue_thread_table_name == null && output.glue_published_table_name == null && output.athena_workgroup_name == null && output.athena_query_policy_json == null
     error_message = "The analytics outputs are null when analytics are off."
   }
 }
