@@ -215,7 +215,9 @@ async def test_each_column_and_its_encoding(s3_store: S3EventStore, backdoor: An
         AgentEventEnvelope.create(
             "tool_call_start", {"id": "call-1", "name": "search", "input": {}}, sequence=1
         ),
-        AgentEventEnvelope.create("text", {"message_id": "m1", "text": "hi"}, sequence=2),
+        AgentEventEnvelope.create(
+            "text", {"message_id": "m1", "text": "hi", "n": 2**70}, sequence=2
+        ),
         AgentEventEnvelope.create("error", {"message": "boom", "recoverable": False}, sequence=3),
         AgentEventEnvelope.create(
             "turn_complete",

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-import orjson
-
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -162,7 +160,7 @@ def turn_rows(
     turn_decimal = Decimal(turn)
     for position, event in enumerate(events):
         raw = event.to_json()
-        data = orjson.loads(raw)
+        data = event.to_dict()  # the library's exact parse (wide integers, last key wins)
         event_type = event.type
         columns["thread_id"].append(thread_id)
         columns["turn"].append(turn_decimal)
