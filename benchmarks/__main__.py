@@ -75,6 +75,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--peer-repetitions", type=int, help="repetitions of the side-by-side run (3; quick 2)"
     )
+    parser.add_argument(
+        "--analytics-threads",
+        type=int,
+        help="analytics workload threads of 10 turns x 20 events (default 500: 100k events)",
+    )
     args = parser.parse_args(argv)
     if (args.endpoint_url is None) != (args.bucket is None):
         parser.error("--endpoint-url and --bucket go together")
@@ -140,6 +145,8 @@ async def main_async(args: argparse.Namespace) -> int:
             ctx.server_pid = server.pid
             await create_bucket(ctx.endpoint_url, ctx.bucket, ctx.session())
         ctx.log(f"benchmarks against {ctx.endpoint_url}, bucket {ctx.bucket}")
+        if args.analytics_threads:
+            ctx.shared["analytics_threads"] = args.analytics_threads
         results = await run_all(ctx, names)
     results["run"]["total_seconds"] = round(time.perf_counter() - started, 1)
     print(report.render_text(results))

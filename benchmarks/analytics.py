@@ -48,7 +48,8 @@ AGGREGATES = ("count_by_type", "tokens_per_thread")
 def _spec(ctx: Context) -> WorkloadSpec:
     if ctx.sizes.quick:
         return WorkloadSpec(threads=10, turns_per_thread=3, events_per_turn=10, seed=12)
-    return WorkloadSpec(threads=500, turns_per_thread=10, events_per_turn=20, seed=12)
+    threads = int(ctx.shared.get("analytics_threads", 500))
+    return WorkloadSpec(threads=threads, turns_per_thread=10, events_per_turn=20, seed=12)
 
 
 def _access(ctx: Context, endpoint_url: str) -> S3Access:
