@@ -34,10 +34,12 @@ __all__ = [
     "StorageError",
     "StorageThrottledError",
     "StorageUnavailableError",
+    "SyncFacadeError",
     "TurnAlreadyFinishedError",
     "TurnFinishedError",
     "TurnStateError",
     "TurnStreamingError",
+    "UnreadableItemError",
     "UnsafeEndpointError",
     "UnsupportedFormatError",
 ]
@@ -248,3 +250,21 @@ class ObjectLockedError(StorageError):
 
 class UnsafeEndpointError(StorageError):
     """The endpoint does not honour a guarantee the store relies on (e.g. ``If-None-Match``)."""
+
+
+# --- framework adapters and the sync facade ------------------------------------------------
+
+
+class SyncFacadeError(EventStoreError, RuntimeError):
+    """The sync facade cannot run a call: it is closed, or it was called from its own
+    event-loop thread (where waiting for the result would deadlock). Nothing was run."""
+
+
+class UnreadableItemError(EventStoreError, ValueError):
+    """A framework adapter found an event of one of its own types that does not decode as
+    that framework's item (written by something else, or by an incompatible version).
+    Carries the ``event_id`` of the event."""
+
+    def __init__(self, message: str, *, event_id: str) -> None:
+        super().__init__(f"event {event_id}: {message}")
+        self.event_id = event_id
