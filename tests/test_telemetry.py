@@ -81,7 +81,9 @@ def telemetry() -> Iterator[Telemetry]:
 
 
 def envelope(sequence: int) -> AgentEventEnvelope:
-    return AgentEventEnvelope.create("text", {"message_id": "m", "text": "hello"}, sequence=sequence)
+    return AgentEventEnvelope.create(
+        "text", {"message_id": "m", "text": "hello"}, sequence=sequence
+    )
 
 
 async def test_store_metrics_and_spans_over_s3(
