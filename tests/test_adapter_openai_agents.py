@@ -346,3 +346,14 @@ async def test_storage_errors_reach_the_runner_and_write_nothing() -> None:
         async for _ in result.stream_events():
             pass
     assert await session.get_items() == []  # the open turn is not history
+
+
+def test_session_settings_are_coerced_like_the_sdk_sessions() -> None:
+    store = InMemoryEventStore()
+    default = EventStoreSession("s", store)
+    assert isinstance(default.session_settings, SessionSettings)
+    assert default.session_settings.limit is None
+    from_dict = EventStoreSession("s", store, session_settings={"limit": 4})  # type: ignore[arg-type]
+    assert from_dict.session_settings == SessionSettings(limit=4)
+    with pytest.raises(InvalidInputError, match="limitt"):
+        EventStoreSession("s", store, session_settings={"limitt": 4})  # type: ignore[arg-type]

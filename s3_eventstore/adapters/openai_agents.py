@@ -15,9 +15,13 @@ retracts every item instead so that nothing is deleted (for Object Lock archives
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-from agents.memory.session_settings import SessionSettings, resolve_session_limit
+from agents.memory.session_settings import (
+    SessionSettings,
+    coerce_session_settings,
+    resolve_session_limit,
+)
 
 from s3_eventstore.adapters.journal import ThreadJournal
 from s3_eventstore.adapters.mapping import (
@@ -44,13 +48,15 @@ class EventStoreSession:
         session_id: The session id; it is the thread id in the store.
         store: The store. For ``Runner.run_sync`` (a new event loop per call) wrap an S3
             store in :class:`~s3_eventstore.sync.LoopBoundEventStore`.
-        session_settings: The SDK's settings (``limit`` applies to ``get_items``).
+        session_settings: The SDK's settings, or a dict of them (``limit`` applies to
+            ``get_items``); ``None`` for the defaults.
         clear: ``"delete"`` (default): ``clear_session`` deletes the thread's objects;
             ``"retract"``: it commits a retraction of every item and deletes nothing.
 
     Raises:
         InvalidThreadIdError: ``session_id`` is not a non-empty string.
-        InvalidInputError: ``clear`` is neither ``"delete"`` nor ``"retract"``.
+        InvalidInputError: ``clear`` is neither ``"delete"`` nor ``"retract"``, or
+            ``session_settings`` has unknown or invalid fields.
     """
 
     session_settings: SessionSettings | None
@@ -60,14 +66,22 @@ class EventStoreSession:
         session_id: str,
         store: EventStore,
         *,
-        session_settings: SessionSettings | None = None,
+        session_settings: SessionSettings | dict[str, Any] | None = None,
         clear: Literal["delete", "retract"] = "delete",
     ) -> None:
         if clear not in ("delete", "retract"):
             raise InvalidInputError(f"clear must be 'delete' or 'retract', not {clear!r}")
+        try:
+            settings = (
+                SessionSettings()
+                if session_settings is None
+                else coerce_session_settings(session_settings)
+            )
+        except (TypeError, ValueError) as err:
+            raise InvalidInputError(f"bad session_settings: {err}") from None
         self._journal = ThreadJournal(store, session_id)
         self.session_id = session_id
-        self.session_settings = session_settings
+        self.session_settings = settings
         self.clear_mode = clear
 
     async def _items(self) -> list[tuple[AgentEventEnvelope, TResponseInputItem]]:
