@@ -316,3 +316,54 @@ def test_wrong_record_types_are_typed_errors_and_write_nothing() -> None:
     with pytest.raises(InvalidInputError):
         manager.update_agent("typed", None)  # type: ignore[arg-type]
     assert manager.pending_records == 1  # only the session record strands created
+
+
+def test_async_invocation_inside_the_callers_event_loop() -> None:
+    """invoke_async runs the hooks on the caller's loop: the facade's own loop does the I/O."""
+    store = CountingStore()
+    manager = EventStoreSessionManager("async", store)
+    agent = Agent(
+        model=ScriptedModel([{"text": "a"}, {"text": "b"}]),
+        session_manager=manager,
+        callback_handler=None,
+    )
+
+    async def conversation() -> None:
+        await agent.invoke_async("one")
+        await agent.invoke_async("two")
+
+    asyncio.run(conversation())
+    assert store.finishes == 2
+    manager.close()
+    assert len(asyncio.run(store.get_turns("async"))) == 2
+
+
+def test_two_processes_on_one_session_lose_no_message(
+    s3_server: EmbeddedS3Server, bucket: str
+) -> None:
+    """strands' own S3SessionManager lets two concurrent writers overwrite each other's
+    message objects; here both invocations are stored and a restore sees all of them."""
+
+    def process(reply: str) -> tuple[SyncEventStore, Agent]:
+        facade = SyncEventStore(
+            S3EventStore(
+                bucket, "race", endpoint_url=s3_server.endpoint_url, session=s3_server.session()
+            )
+        )
+        manager = EventStoreSessionManager("shared", facade)
+        return facade, Agent(
+            model=ScriptedModel([{"text": reply}]), session_manager=manager, callback_handler=None
+        )
+
+    (first_store, first), (second_store, second) = process("A"), process("B")
+    first("from one")  # both restored an empty session: both use message ids 0 and 1
+    second("from two")
+    restored = Agent(
+        model=ScriptedModel([]),
+        session_manager=EventStoreSessionManager("shared", first_store),
+        callback_handler=None,
+    )
+    texts = [m["content"][0]["text"] for m in restored.messages]
+    assert texts == ["from one", "A", "from two", "B"]
+    first_store.close()
+    second_store.close()

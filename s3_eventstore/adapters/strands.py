@@ -195,8 +195,20 @@ class EventStoreSessionManager(RepositorySessionManager, SessionRepository):
     def _load(self) -> dict[_Key, _Stored]:
         if self._archived is None:
             archived: dict[_Key, _Stored] = {}
+            positions: dict[str, int] = {}
             for envelope, fields in self._facade.call(self._journal.read, _TYPES):
                 key, payload = _key_of(envelope, fields)
+                if key[0] == "message":
+                    # A message's index is its position in the agent's effective history.
+                    # Normally that is the message_id strands gave it; two writers of one
+                    # session (two processes) may both have used an index, and both turns
+                    # are stored: renumbering keeps every message instead of letting one
+                    # hide the other.
+                    position = positions.get(key[1], 0)
+                    positions[key[1]] = position + 1
+                    if payload.get("message_id") != position:
+                        payload = {**payload, "message_id": position}
+                    key = ("message", key[1], str(position))
                 archived[key] = _Stored(payload, str(envelope.event_id))
             self._archived = archived
         return self._archived
