@@ -122,7 +122,8 @@ class LoopThread:
                 ``TimeoutError`` is raised.
 
         Raises:
-            SyncFacadeError: the loop thread is closed, or this is the loop thread itself.
+            SyncFacadeError: the loop thread is closed (also while the call ran), or this
+                is the loop thread itself.
             TimeoutError: ``timeout`` expired.
         """
         if self.in_loop_thread():
@@ -137,6 +138,8 @@ class LoopThread:
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise TimeoutError(f"the call did not finish within {timeout} s") from None
+        except concurrent.futures.CancelledError:
+            raise SyncFacadeError("the event-loop thread closed while the call ran") from None
         except BaseException:
             future.cancel()  # KeyboardInterrupt or SystemExit while waiting: stop the call
             raise
@@ -147,11 +150,19 @@ class LoopThread:
         Cancelling the awaiting task cancels the call on the loop thread.
 
         Raises:
-            SyncFacadeError: the loop thread is closed.
+            SyncFacadeError: the loop thread is closed (also while the call ran).
         """
         if asyncio.get_running_loop() is self._loop:
             return await coroutine
-        return await asyncio.wrap_future(self._submit(coroutine))
+        future = self._submit(coroutine)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if future.cancelled() and task is not None and not task.cancelling():
+                # the loop thread was closed under the call; this task was not cancelled
+                raise SyncFacadeError("the event-loop thread closed while the call ran") from None
+            raise
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Cancel what still runs on the loop, stop it and join its thread. Idempotent.

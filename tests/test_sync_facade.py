@@ -284,3 +284,43 @@ async def test_loop_bound_cancellation_reaches_the_loop_thread() -> None:
         await task
     assert await asyncio.to_thread(cancelled.wait, 10)
     await shared.aclose()
+
+
+def test_closing_under_a_running_call_is_a_clear_error() -> None:
+    started = threading.Event()
+
+    async def forever() -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    loop_thread = LoopThread()
+    errors: list[BaseException] = []
+
+    def caller() -> None:
+        try:
+            loop_thread.run(forever())
+        except BaseException as err:  # noqa: BLE001 - the test inspects it
+            errors.append(err)
+
+    waiting = threading.Thread(target=caller)
+    waiting.start()
+    assert started.wait(10)
+    loop_thread.close()
+    waiting.join(10)
+    assert len(errors) == 1
+    assert isinstance(errors[0], SyncFacadeError)
+
+
+async def test_closing_under_an_awaited_call_is_a_clear_error() -> None:
+    started = threading.Event()
+
+    async def forever() -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    loop_thread = LoopThread()
+    task = asyncio.create_task(loop_thread.run_async(forever()))
+    assert await asyncio.to_thread(started.wait, 10)
+    await asyncio.to_thread(loop_thread.close)
+    with pytest.raises(SyncFacadeError, match="closed while the call ran"):
+        await task
