@@ -436,6 +436,19 @@ class LoopBoundEventStore(_Forwarding, EventStore):
         """
         return await self._arun(self.store.get_events_since(thread_id, offset))
 
+    async def discard_turn(self, thread_id: str, turn: int) -> tuple[AgentEventEnvelope, ...]:
+        """The wrapped store's ``discard_turn`` (``S3EventStore``), or ``()`` without one.
+
+        Raises:
+            SyncFacadeError: closed.
+            StorageError: as ``S3EventStore.discard_turn``.
+        """
+        discard = getattr(self.store, "discard_turn", None)
+        if discard is None:
+            return ()
+        result: tuple[AgentEventEnvelope, ...] = await self._arun(discard(thread_id, turn))
+        return result
+
     async def aclose(self) -> None:
         """:meth:`close` without blocking the calling loop.
 

@@ -324,3 +324,22 @@ async def test_closing_under_an_awaited_call_is_a_clear_error() -> None:
     await asyncio.to_thread(loop_thread.close)
     with pytest.raises(SyncFacadeError, match="closed while the call ran"):
         await task
+
+
+async def test_loop_bound_store_passes_discard_through(
+    s3_server: EmbeddedS3Server, bucket: str
+) -> None:
+    s3 = S3EventStore(
+        bucket, "archive", endpoint_url=s3_server.endpoint_url, session=s3_server.session()
+    )
+    shared = LoopBoundEventStore(s3)
+    event = envelope(0)
+    await shared.append("t", 1, event)
+    assert s3.buffered_bytes > 0
+    assert await shared.discard_turn("t", 1) == (event,)
+    assert s3.buffered_bytes == 0
+    assert (
+        await LoopBoundEventStore(InMemoryEventStore(), shared.loop_thread).discard_turn("t", 1)
+        == ()
+    )
+    await shared.aclose()
