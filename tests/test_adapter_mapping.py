@@ -222,3 +222,81 @@ def _agent_record() -> Any:
     from strands.types.session import SessionAgent
 
     return SessionAgent(agent_id="default", state={"k": 1}, conversation_manager_state={})
+
+
+async def test_incremental_reads_see_what_others_did() -> None:
+    """Each journal keeps finished turns; later reads must still see other writers'
+    commits, a clear, and a clear followed by a rewrite."""
+    store = InMemoryEventStore()
+    mine, theirs = ThreadJournal(store, "t"), ThreadJournal(store, "t")
+
+    async def seen(journal: ThreadJournal) -> list[str]:
+        return [f["item"]["content"] for _, f in await journal.read([OPENAI_AGENTS_ITEM])]
+
+    def batch(*contents: str) -> list[Any]:
+        return [item_record(OPENAI_AGENTS_ITEM, {"content": c}) for c in contents]
+
+    await mine.commit(batch("a"))
+    assert await seen(mine) == ["a"]
+    await theirs.commit(batch("b", "c"))
+    assert await seen(mine) == ["a", "b", "c"]
+    await theirs.clear()
+    assert await seen(mine) == []
+    await theirs.commit(batch("x"))
+    await theirs.commit(batch("y"))
+    await theirs.commit(batch("z"))  # the rewrite reaches past what `mine` had kept
+    assert await seen(mine) == ["x", "y", "z"]
+    await store.append("t", 4, item("open"))  # a turn still open is skipped, then seen
+    await theirs.turns()  # a writer that knows of the open turn commits past it
+    await theirs.commit(batch("after-open"))
+    assert await seen(mine) == ["x", "y", "z", "after-open"]
+    await store.finish_turn("t", 4)
+    assert await seen(mine) == ["x", "y", "z", "open", "after-open"]
+
+
+async def test_a_failed_commit_leaves_no_gap_for_readers(
+    s3_server: EmbeddedS3Server, bucket: str
+) -> None:
+    """Readers find new turns by number, so a failed commit's number is used again."""
+
+    class FlakyPut(S3EventStore):
+        fail = 0
+
+        async def finish_turn(self, thread_id: str, turn: int) -> None:
+            if self.fail:
+                self.fail -= 1
+                raise StorageUnavailableError("injected")
+            await super().finish_turn(thread_id, turn)
+
+    options: dict[str, Any] = {"endpoint_url": s3_server.endpoint_url}
+    async with (
+        FlakyPut(bucket, "gap", session=s3_server.session(), **options) as writer_store,
+        S3EventStore(bucket, "gap", session=s3_server.session(), **options) as reader_store,
+    ):
+        writer, reader = ThreadJournal(writer_store, "t"), ThreadJournal(reader_store, "t")
+        assert await writer.commit([item_record(OPENAI_AGENTS_ITEM, {"content": "1"})]) == 1
+        assert len(await reader.read([OPENAI_AGENTS_ITEM])) == 1
+        writer_store.fail = 1
+        with pytest.raises(StorageUnavailableError):
+            await writer.commit([item_record(OPENAI_AGENTS_ITEM, {"content": "lost"})])
+        assert await writer.commit([item_record(OPENAI_AGENTS_ITEM, {"content": "2"})]) == 2
+        contents = [f["item"]["content"] for _, f in await reader.read([OPENAI_AGENTS_ITEM])]
+        assert contents == ["1", "2"]
+
+
+async def test_reads_fetch_only_new_turns(s3_server: EmbeddedS3Server, bucket: str) -> None:
+    async with S3EventStore(
+        bucket, "cost", endpoint_url=s3_server.endpoint_url, session=s3_server.session()
+    ) as store:
+        journal = ThreadJournal(store, "t")
+        for n in range(8):
+            await journal.commit([item_record(OPENAI_AGENTS_ITEM, {"content": str(n)})])
+        await journal.read([OPENAI_AGENTS_ITEM])
+        store.requests.reset()
+        assert len(await journal.read([OPENAI_AGENTS_ITEM])) == 8
+        # the newest kept turn (still there?) and the next number (nothing): not 8 GETs
+        assert store.requests.calls["GetObject"] == 2
+        fresh = ThreadJournal(store, "t")
+        store.requests.reset()
+        assert len(await fresh.read([OPENAI_AGENTS_ITEM])) == 8
+        assert store.requests.calls["GetObject"] == 8  # a first read is a full read
