@@ -28,7 +28,12 @@ from s3_eventstore import (
     UnreadableItemError,
 )
 from s3_eventstore.adapters.mapping import PYDANTIC_AI_MESSAGE
-from s3_eventstore.adapters.pydantic_ai import load_history, save_messages, save_run
+from s3_eventstore.adapters.pydantic_ai import (
+    MessageHistory,
+    load_history,
+    save_messages,
+    save_run,
+)
 from s3_eventstore.envelope import AgentEventEnvelope
 
 if TYPE_CHECKING:
@@ -163,3 +168,23 @@ def test_message_order_survives_many_turns() -> None:
     last = history[-1]
     assert isinstance(last, ModelResponse)
     assert last.parts[0].content == "5: q0 | q1 | q2 | q3 | q4"  # type: ignore[union-attr]
+
+
+async def test_message_history_object_reads_only_new_turns(
+    s3_server: EmbeddedS3Server, bucket: str
+) -> None:
+    async with S3EventStore(
+        bucket, "incremental", endpoint_url=s3_server.endpoint_url, session=s3_server.session()
+    ) as store:
+        history = MessageHistory(store, "chat")
+        agent = Agent(FunctionModel(echo_history))
+        for n in range(4):
+            result = await agent.run(f"q{n}", message_history=await history.load())
+            await history.save_run(result)
+        store.requests.reset()
+        messages = await history.load()
+        assert len(messages) == 8
+        assert store.requests.calls["GetObject"] == 2  # newest kept turn + the next number
+        store.requests.reset()
+        assert messages == await load_history(store, "chat")  # same as a fresh full read
+        assert store.requests.calls["GetObject"] == 4  # one per turn

@@ -36,21 +36,11 @@ if TYPE_CHECKING:
 
     from s3_eventstore.store import EventStore
 
-__all__ = ["load_history", "save_messages", "save_run"]
+__all__ = ["MessageHistory", "load_history", "save_messages", "save_run"]
 
 
-async def save_messages(
-    store: EventStore, thread_id: str, messages: Sequence[ModelMessage]
-) -> int | None:
-    """Append ``messages`` to the thread as one finished turn; returns the turn number
-    (``None`` for no messages, when nothing is written).
-
-    Raises:
-        InvalidThreadIdError: bad thread id.
-        InvalidInputError: an element is not a pydantic-ai ``ModelMessage``.
-        StorageError: the turn could not be written; nothing was written.
-    """
-    journal = ThreadJournal(store, thread_id)
+async def _save_messages(journal: ThreadJournal, messages: Sequence[ModelMessage]) -> int | None:
+    """Validate, map and commit ``messages`` as one turn."""
     messages = list(messages)
     for index, message in enumerate(messages):
         if not isinstance(message, ModelRequest | ModelResponse):
@@ -71,33 +61,16 @@ async def save_messages(
     return await journal.commit(records)
 
 
-async def save_run(store: EventStore, thread_id: str, result: Any) -> int | None:
-    """Append a run's *new* messages (``result.new_messages()``) as one finished turn.
-
-    Pass the loaded history as ``message_history`` to the run, so that only what the
-    run added is written. Works with ``AgentRunResult`` and ``StreamedRunResult``.
-
-    Raises:
-        InvalidThreadIdError: bad thread id.
-        InvalidInputError: ``result`` has no ``new_messages()``.
-        StorageError: the turn could not be written; nothing was written.
-    """
+async def _save_run(journal: ThreadJournal, result: Any) -> int | None:
+    """Commit ``result.new_messages()`` as one turn."""
     new_messages = getattr(result, "new_messages", None)
     if not callable(new_messages):
         raise InvalidInputError(f"{type(result).__name__} is not a pydantic-ai run result")
-    return await save_messages(store, thread_id, new_messages())
+    return await _save_messages(journal, new_messages())
 
 
-async def load_history(store: EventStore, thread_id: str) -> list[ModelMessage]:
-    """The thread's messages, oldest first, ready for ``message_history=``.
-
-    Raises:
-        InvalidThreadIdError: bad thread id.
-        StorageError: the store could not be read.
-        IntegrityError: a stored turn failed verification.
-        UnreadableItemError: a stored message does not validate as a ``ModelMessage``.
-    """
-    journal = ThreadJournal(store, thread_id)
+async def _load(journal: ThreadJournal) -> list[ModelMessage]:
+    """Read and validate the thread's messages."""
     messages: list[ModelMessage] = []
     for envelope, fields in await journal.read([PYDANTIC_AI_MESSAGE]):
         data = payload_of(envelope, fields)
@@ -109,3 +82,88 @@ async def load_history(store: EventStore, thread_id: str) -> list[ModelMessage]:
                 event_id=str(envelope.event_id),
             ) from None
     return messages
+
+
+class MessageHistory:
+    """One thread's pydantic-ai history, kept across runs: after the first ``load`` only
+    new turns are fetched (the module functions start afresh each call).
+
+    Args:
+        store: The store.
+        thread_id: The thread.
+
+    Raises:
+        InvalidThreadIdError: ``thread_id`` is not a non-empty string.
+    """
+
+    def __init__(self, store: EventStore, thread_id: str) -> None:
+        self._journal = ThreadJournal(store, thread_id)
+        self.thread_id = thread_id
+
+    async def load(self) -> list[ModelMessage]:
+        """See :func:`load_history`.
+
+        Raises:
+            StorageError: the store could not be read.
+            IntegrityError: a stored turn failed verification.
+            UnreadableItemError: a stored message does not validate as a ``ModelMessage``.
+        """
+        return await _load(self._journal)
+
+    async def save_run(self, result: Any) -> int | None:
+        """See :func:`save_run`.
+
+        Raises:
+            InvalidInputError: ``result`` has no ``new_messages()``.
+            StorageError: the turn could not be written; nothing was written.
+        """
+        return await _save_run(self._journal, result)
+
+    async def save_messages(self, messages: Sequence[ModelMessage]) -> int | None:
+        """See :func:`save_messages`.
+
+        Raises:
+            InvalidInputError: an element is not a pydantic-ai ``ModelMessage``.
+            StorageError: the turn could not be written; nothing was written.
+        """
+        return await _save_messages(self._journal, messages)
+
+
+async def save_messages(
+    store: EventStore, thread_id: str, messages: Sequence[ModelMessage]
+) -> int | None:
+    """Append ``messages`` to the thread as one finished turn; returns the turn number
+    (``None`` for no messages, when nothing is written).
+
+    Raises:
+        InvalidThreadIdError: bad thread id.
+        InvalidInputError: an element is not a pydantic-ai ``ModelMessage``.
+        StorageError: the turn could not be written; nothing was written.
+    """
+    return await _save_messages(ThreadJournal(store, thread_id), messages)
+
+
+async def save_run(store: EventStore, thread_id: str, result: Any) -> int | None:
+    """Append a run's *new* messages (``result.new_messages()``) as one finished turn.
+
+    Pass the loaded history as ``message_history`` to the run, so that only what the
+    run added is written. Works with ``AgentRunResult`` and ``StreamedRunResult``.
+
+    Raises:
+        InvalidThreadIdError: bad thread id.
+        InvalidInputError: ``result`` has no ``new_messages()``.
+        StorageError: the turn could not be written; nothing was written.
+    """
+    return await _save_run(ThreadJournal(store, thread_id), result)
+
+
+async def load_history(store: EventStore, thread_id: str) -> list[ModelMessage]:
+    """The thread's messages, oldest first, ready for ``message_history=``.
+
+    Raises:
+        InvalidThreadIdError: bad thread id.
+        StorageError: the store could not be read.
+        IntegrityError: a stored turn failed verification.
+        UnreadableItemError: a stored message does not validate as a ``ModelMessage``.
+    """
+    return await _load(ThreadJournal(store, thread_id))
