@@ -30,7 +30,7 @@ from s3_eventstore.adapters.mapping import (
 from tests.archive_fixtures import cli_env
 
 if TYPE_CHECKING:
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 __all__ = ["cli_env"]
 
@@ -159,10 +159,10 @@ def test_adapter_threads_are_queryable_in_the_events_view(
     from pydantic_ai.models.test import TestModel
     from strands.types.session import SessionMessage
 
-    from s3_eventstore import analytics
     from s3_eventstore.adapters.openai_agents import EventStoreSession
     from s3_eventstore.adapters.pydantic_ai import save_run
     from s3_eventstore.adapters.strands import EventStoreSessionManager
+    from s3_eventstore.ops import analytics
     from s3_eventstore.sync import SyncEventStore
 
     def s3() -> S3EventStore:

@@ -32,7 +32,7 @@ from s3_eventstore.sync import LoopBoundEventStore
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
     from s3_eventstore.store import EventStore
 
 set_tracing_disabled(True)  # the SDK would otherwise try to export traces over the network

@@ -39,7 +39,7 @@ from s3_eventstore.envelope import AgentEventEnvelope
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
     from s3_eventstore.store import EventStore
 
 

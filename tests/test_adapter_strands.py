@@ -29,7 +29,7 @@ from s3_eventstore.sync import SyncEventStore
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterator
 
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 
 class ScriptedModel(Model):

@@ -33,6 +33,10 @@ LAYERS: dict[str, int] = {
     # operator tools and the shipped test kit, over the public API
     "s3_eventstore.ops": 3,
     "s3_eventstore.testing": 3,
+    # framework adapters, the sync facade and telemetry, over the public API
+    "s3_eventstore.adapters": 3,
+    "s3_eventstore.sync": 3,
+    "s3_eventstore.telemetry": 3,
     # the demo, workload and embedded server
     "s3_eventstore.demo": 4,
     # the command line, the package's public face

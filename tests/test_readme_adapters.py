@@ -14,7 +14,7 @@ import pytest
 from s3_eventstore import S3EventStore
 
 if TYPE_CHECKING:
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -25,7 +25,7 @@ from s3_eventstore import (
 from s3_eventstore.sync import LoopBoundEventStore, LoopThread, SyncEventStore
 
 if TYPE_CHECKING:
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 
 def envelope(sequence: int, text: str = "x") -> AgentEventEnvelope:

@@ -37,7 +37,7 @@ from s3_eventstore.testing.faultproxy import FaultKind, FaultProxy
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from s3_eventstore.embedded import EmbeddedS3Server
+    from s3_eventstore.demo.embedded import EmbeddedS3Server
 
 THREAD = "customer-4711@example.com"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import importlib.metadata
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -40,6 +41,13 @@ METRICS: Final[Mapping[str, tuple[str, str, str]]] = {
     "s3_eventstore.s3.bytes.received": ("counter", "By", "S3 response body bytes"),
 }
 """Every metric this library records: ``name -> (kind, unit, description)``."""
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("s3-eventstore")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def otel_available() -> bool:
@@ -85,15 +93,14 @@ class Instruments:
     def __init__(
         self, meter_provider: Any = None, tracer_provider: Any = None, *, names: Iterable[str]
     ) -> None:
-        from s3_eventstore import __version__
-
         self._instruments: dict[str, Any] = {}
         self._gauge_sources: list[Callable[[], Iterable[tuple[float, dict[str, Any]]]]] = []
         if not _HAVE_OTEL:
             self._tracer: Any = None
             return
-        meter = _otel_metrics.get_meter(SCOPE, __version__, meter_provider)
-        self._tracer = _otel_trace.get_tracer(SCOPE, __version__, tracer_provider)
+        version = _version()
+        meter = _otel_metrics.get_meter(SCOPE, version, meter_provider)
+        self._tracer = _otel_trace.get_tracer(SCOPE, version, tracer_provider)
         for name in names:
             kind, unit, description = METRICS[name]
             if kind == "counter":
