@@ -265,10 +265,12 @@ async def test_bad_items_write_nothing(store: EventStore) -> None:
     with pytest.raises(InvalidEnvelopeError):
         await session.add_items([{"role": "user", "content": math.nan}])  # type: ignore[misc]
     with pytest.raises(InvalidEnvelopeError):
-        await session.add_items([{"role": "user", "content": 2**70}])  # type: ignore[misc]
+        await session.add_items([{"role": "user", "content": math.inf}])  # type: ignore[misc]
     with pytest.raises(InvalidEnvelopeError):
         await session.add_items([{"role": "user", "content": object()}])  # type: ignore[misc]
     assert await store.get_turns("bad") == []
+    await session.add_items([{"role": "user", "content": 2**70}])  # type: ignore[misc]
+    assert await session.get_items() == [{"role": "user", "content": 2**70}]  # kept exactly
     with pytest.raises(InvalidThreadIdError):
         EventStoreSession("", store)
     with pytest.raises(InvalidInputError):

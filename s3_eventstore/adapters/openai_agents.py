@@ -117,8 +117,8 @@ class EventStoreSession:
 
         Raises:
             InvalidInputError: an item is not a JSON object; nothing was written.
-            InvalidEnvelopeError: an item cannot be written as JSON exactly (NaN, an
-                integer beyond 64 bits, a non-JSON value); nothing was written.
+            InvalidEnvelopeError: an item cannot be written as JSON exactly (NaN,
+                infinity, a non-JSON value); nothing was written.
             StorageError: the turn could not be written; nothing was written.
         """
         records = []
