@@ -97,14 +97,19 @@ class TurnStateError(EventStoreError):
 
 
 class TurnFinishedError(TurnStateError):
-    """``append`` to a turn that is already finished; the event was not recorded."""
+    """``append`` to a turn that is already finished; the event was not recorded.
 
-    def __init__(self, thread_id: str, turn: int) -> None:
+    When the store learnt it while persisting the turn's earlier events (automatic
+    persistence), those were not written either: they are in ``unwritten_events``.
+    """
+
+    def __init__(self, thread_id: str, turn: int, *, unwritten_events: Sequence[Any] = ()) -> None:
         super().__init__(
             f"cannot append to finished turn {turn} of thread {thread_id!r}",
             thread_id=thread_id,
             turn=turn,
         )
+        self.unwritten_events: tuple[Any, ...] = tuple(unwritten_events)
 
 
 class TurnAlreadyFinishedError(TurnStateError):

@@ -1,7 +1,11 @@
 """InMemoryEventStore: the reference implementation of the contract.
 
 Deliberately simple, so that it can serve as the oracle the S3 store is compared
-with. Single event loop, no persistence.
+with. Single event loop, no persistence beyond the process: every ``append`` lands in
+the journal at once, so ``flush`` and ``close`` have nothing to do, and a store from
+:meth:`InMemoryEventStore.reopen` (the journal shared, as agent-sdk's clones share
+theirs) sees and continues every open turn - what another process sees of a flushed
+S3 store.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from s3_eventstore.errors import (
 from s3_eventstore.identifiers import check_thread_id, check_turn
 from s3_eventstore.store import EventStore
 
-__all__ = ["InMemoryEventStore"]
+__all__ = ["InMemoryEventStore", "InMemoryJournal"]
 
 
 def check_envelope(envelope: object) -> AgentEventEnvelope:
@@ -36,11 +40,32 @@ class _Turn:
     finished: bool = False
 
 
-class InMemoryEventStore(EventStore):
-    """Keeps every thread in a dict. Good for tests and single-process tools."""
+@dataclass(slots=True, eq=False)
+class InMemoryJournal:
+    """What an :class:`InMemoryEventStore` holds; stores from ``reopen()`` share it."""
 
-    def __init__(self) -> None:
-        self._threads: dict[str, dict[int, _Turn]] = {}
+    threads: dict[str, dict[int, _Turn]] = field(default_factory=dict)
+
+
+class InMemoryEventStore(EventStore):
+    """Keeps every thread in a dict. Good for tests and single-process tools.
+
+    Args:
+        journal: The journal to keep threads in (default: a new, empty one).
+    """
+
+    def __init__(self, journal: InMemoryJournal | None = None) -> None:
+        self.journal = journal if journal is not None else InMemoryJournal()
+        """The threads, shared with every store from :meth:`reopen`."""
+        self._threads = self.journal.threads
+
+    def reopen(self) -> InMemoryEventStore:
+        """Another store over the same journal, as a second process opens the same database.
+
+        Open turns are shared: its appends continue them, and a finish by either store is
+        final for both.
+        """
+        return InMemoryEventStore(self.journal)
 
     async def append(self, thread_id: str, turn: int, envelope: AgentEventEnvelope) -> None:
         """See :meth:`EventStore.append`."""
@@ -48,9 +73,10 @@ class InMemoryEventStore(EventStore):
         fast = type(thread_id) is str and type(turn) is int
         state = self._threads.get(thread_id, {}).get(turn) if fast else None
         if state is None:
-            state = self._threads.setdefault(check_thread_id(thread_id), {}).setdefault(
-                check_turn(turn), _Turn()
-            )
+            check_thread_id(thread_id)
+            check_turn(turn)
+            # Created only once the event is accepted: a refused append leaves no turn.
+            state = self._threads.setdefault(thread_id, {}).setdefault(turn, _Turn())
         if state.finished:
             raise TurnFinishedError(thread_id, turn)
         state.events.append(envelope)

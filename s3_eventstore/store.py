@@ -35,7 +35,37 @@ class EventStore(ABC):
     * Reads are turn-major: ascending turn number, then append order. Never by
       ``sequence`` or ``timestamp`` (sequences restart at 0 every agent run).
     * ``clear`` removes every turn of the thread, open or finished; unknown threads are fine.
+    * Open turns outlive the store: ``flush`` persists them, and a fresh store on the same
+      backend (another process) sees them with ``finished=False`` and continues them.
     """
+
+    async def flush(self) -> None:
+        """Persist the events of every turn open in this store, now.
+
+        Afterwards a fresh store on the same backend sees them (``finished=False``) and can
+        continue the turns; a crash of this process loses none of them. The default does
+        nothing: a store whose ``append`` persists at once has nothing to flush.
+
+        Raises:
+            TurnAlreadyFinishedError: another writer finished one of the turns; its events
+                that this store held are in ``unwritten_events`` (other turns are flushed
+                or stay open here: call ``flush`` again).
+            StorageError: the backend failed; the turns stay open here, nothing is lost.
+        """
+        return
+
+    async def close(self, *, flush: bool = True) -> None:
+        """Release the store's resources, persisting open turns first unless ``flush=False``.
+
+        Args:
+            flush: Persist open turns (as :meth:`flush`) before closing. With ``False``,
+                events appended since the last ``flush`` are dropped with the store.
+
+        Raises:
+            As :meth:`flush` (the store is closed all the same).
+        """
+        if flush:
+            await self.flush()
 
     @abstractmethod
     async def append(self, thread_id: str, turn: int, envelope: AgentEventEnvelope) -> None:

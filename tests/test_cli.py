@@ -478,7 +478,7 @@ def test_compact_threads_then_read_back_unchanged(archive: Archive) -> None:
     assert report["thread_id"] == thread
     assert report["turns_compacted"] == len(archive.turns[thread])
     assert len(report["segments_written"]) == 1
-    assert report["objects_deleted"] == len(archive.turns[thread])
+    assert report["stubs_written"] == len(archive.turns[thread])
     cat = invoke(archive, "cat", thread)
     assert cat.exit_code == 0, cat.output
     assert cat.stdout_bytes == archive.payload(thread)

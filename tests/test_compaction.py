@@ -67,6 +67,12 @@ async def fill(store: S3EventStore, thread_id: str, turns: list[int], events: in
     await asyncio.gather(*(one(turn) for turn in turns))
 
 
+def object_sizes(backdoor: Any, bucket: str) -> list[int]:
+    """Sizes of the thread folder's objects in key order (stubs are 8 bytes)."""
+    contents = backdoor.list_objects_v2(Bucket=bucket, Prefix="archive/v1/threads/")["Contents"]
+    return [int(obj["Size"]) for obj in contents]
+
+
 def thread_keys(backdoor: Any, bucket: str) -> list[str]:
     return [key.rsplit("/", 1)[1] for key in all_keys(backdoor, bucket, "archive/v1/threads/")]
 
@@ -96,18 +102,19 @@ async def test_compacted_thread_is_one_segment_plain_zstd_reads(
     await fill(writer, "t", list(range(1, 11)))
     expected = await writer.get_events("t")
     report = await writer.compact("t")
-    assert (report.turns_compacted, report.objects_deleted, report.turn_objects_left) == (
+    assert (report.turns_compacted, report.stubs_written, report.turn_objects_left) == (
         10,
         10,
         (),
     )
     name = "seg-00000000000000000001-00000000000000000010-30.jsonl.zst"
-    assert thread_keys(backdoor, bucket) == [name]
+    stubs = [f"{turn:020d}.jsonl.zst" for turn in range(1, 11)]
+    assert thread_keys(backdoor, bucket) == [*stubs, name], "turn keys hold stubs now"
     assert report.segments_written == (writer.layout.thread_folder("t") + name,)
     response = backdoor.get_object(Bucket=bucket, Key=report.segments_written[0])
     body = response["Body"].read()
     manifest = json.loads(response["Metadata"][MANIFEST_METADATA_KEY])
-    assert manifest["format"] == 2
+    assert manifest["format"] == 3
     assert manifest["kind"] == "segment"
     assert (manifest["first_turn"], manifest["last_turn"], manifest["turns"]) == (1, 10, 10)
     assert manifest["stored_bytes"] == len(body) == report.bytes_written
@@ -163,41 +170,59 @@ def test_segment_bytes_are_deterministic() -> None:
 # --- what reads cost ------------------------------------------------------------------
 
 
-async def test_request_costs_of_a_compacted_1000_turn_thread(
-    writer: S3EventStore, s3_server: EmbeddedS3Server, bucket: str, backdoor: Any
-) -> None:
-    # The segment is built and planted behind the store's back (an independent writer),
-    # which is also much faster than 1000 PUTs and a compaction through the server.
+def plant_thousand_turns(writer: S3EventStore, backdoor: Any, bucket: str, *, legacy: bool) -> None:
+    """A compacted 1000-turn thread planted behind the store's back (much faster than
+    1000 PUTs and a compaction through the server): a legacy segment alone (format 2,
+    written before stubs), or a segment and a stub per turn (format 3)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from s3_eventstore.format.lifecycle import STUB_BODY, Stub
     from s3_eventstore.format.turn import TurnCodec
 
     codec = TurnCodec()
     turns_written = [
         codec.encode(
-            "big",
-            turn,
-            [make_event(n, delta=f"{turn}.{n}") for n in range(2)],
-            writer="w",
+            "big", turn, [make_event(n, delta=f"{turn}.{n}") for n in range(2)], writer="w"
         )
         for turn in range(1000)
     ]
-    body, manifest = build_segment("big", [(t.manifest, t.body) for t in turns_written])
-    backdoor.put_object(
-        Bucket=bucket,
-        Key=writer.layout.segment_key("big", 0, 999, 2000),
-        Body=body,
-        Metadata=manifest.to_metadata(),
+    body, manifest = build_segment(
+        "big", [(t.manifest, t.body) for t in turns_written], format_version=2 if legacy else 3
     )
-    assert len(thread_keys(backdoor, bucket)) == 1
+    key = writer.layout.segment_key("big", 0, 999, 2000)
+    backdoor.put_object(Bucket=bucket, Key=key, Body=body, Metadata=manifest.to_metadata())
+    if legacy:
+        return
+    name = key.rsplit("/", 1)[1]
+
+    def stub(turn: Any) -> None:
+        meta = Stub("big", turn.manifest.turn, name, len(body), 2, turn.manifest.sha256, "w")
+        backdoor.put_object(
+            Bucket=bucket,
+            Key=writer.layout.turn_key("big", turn.manifest.turn),
+            Body=STUB_BODY,
+            Metadata=meta.to_metadata(),
+        )
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(stub, turns_written))
+
+
+async def test_request_costs_of_a_compacted_1000_turn_thread(
+    writer: S3EventStore, s3_server: EmbeddedS3Server, bucket: str, backdoor: Any
+) -> None:
+    plant_thousand_turns(writer, backdoor, bucket, legacy=False)
+    assert len(thread_keys(backdoor, bucket)) == 1001
     async with cold(s3_server, bucket) as reader:
         log = OperationLog(reader.client)
         turns = await reader.get_turns("big")
         assert [t.turn for t in turns] == list(range(1000))
         assert all(t.finished and len(t.events) == 2 for t in turns)
-        assert log.take() == {"ListObjectsV2": 1, "GetObject": 1}
+        assert log.take() == {"ListObjectsV2": 2, "GetObject": 1}, "readable in 3 requests"
     async with cold(s3_server, bucket) as reader:
         log = OperationLog(reader.client)
         assert await reader.event_count("big") == 2000
-        assert log.take() == {"ListObjectsV2": 1}, "the count is in the segment's key"
+        assert log.take() == {"ListObjectsV2": 2}, "the count is in the segment's key"
         events = await reader.get_events_since("big", 1995)
         assert [e.to_dict()["delta"] for e in events] == [
             "997.1",
@@ -206,22 +231,37 @@ async def test_request_costs_of_a_compacted_1000_turn_thread(
             "999.0",
             "999.1",
         ]
-        assert log.take() == {"ListObjectsV2": 1, "GetObject": 2}, "index, then the frames"
+        assert log.take() == {"ListObjectsV2": 2, "GetObject": 2}, "index, then the frames"
         assert len(await reader.get_events_since("big", 10)) == 1990
-        assert log.take() == {"ListObjectsV2": 1, "GetObject": 1}, "the index is cached"
-        everything = await reader.get_events_since("big", 0)
-        assert [e.to_dict()["delta"] for e in everything[:3]] == ["0.0", "0.1", "1.0"]
-        assert log.take() == {"ListObjectsV2": 1, "GetObject": 1}, "the whole segment"
+        assert log.take() == {"ListObjectsV2": 2, "GetObject": 1}, "the index is cached"
     async with cold(s3_server, bucket) as reader:
         log = OperationLog(reader.client)
         turn = await reader.get_turn("big", 500)
         assert turn is not None
         assert [e.to_dict()["delta"] for e in turn.events] == ["500.0", "500.1"]
-        assert log.take() == {"GetObject": 3, "ListObjectsV2": 1}, "404, LIST, index, frame"
+        assert log.take() == {"GetObject": 3}, "the stub, the index, the frame"
         assert await reader.get_turn("big", 7) is not None
-        assert log.take() == {"GetObject": 1}, "one ranged GET once the index is known"
+        assert log.take() == {"GetObject": 2}, "the stub (the key decides), the frame"
         assert await reader.get_turn("big", 1000) is None
         assert log.take() == {"GetObject": 1, "ListObjectsV2": 1}
+
+
+async def test_request_costs_of_a_legacy_compacted_thread(
+    writer: S3EventStore, s3_server: EmbeddedS3Server, bucket: str, backdoor: Any
+) -> None:
+    plant_thousand_turns(writer, backdoor, bucket, legacy=True)
+    async with cold(s3_server, bucket) as reader:
+        log = OperationLog(reader.client)
+        turns = await reader.get_turns("big")
+        assert [t.turn for t in turns] == list(range(1000))
+        assert log.take() == {"ListObjectsV2": 1, "GetObject": 2}, "its index says legacy"
+        assert await reader.event_count("big") == 2000
+        assert log.take() == {"ListObjectsV2": 1}
+    async with cold(s3_server, bucket) as reader:
+        log = OperationLog(reader.client)
+        turn = await reader.get_turn("big", 500)
+        assert [e.to_dict()["delta"] for e in turn.events] == ["500.0", "500.1"]  # type: ignore[union-attr]
+        assert log.take() == {"GetObject": 3, "ListObjectsV2": 1}, "404, LIST, index, frame"
 
 
 async def test_segments_are_bounded_and_compaction_is_idempotent(
@@ -231,11 +271,12 @@ async def test_segments_are_bounded_and_compaction_is_idempotent(
     expected = await writer.get_turns("t")
     report = await compaction.compact(writer, "t", max_segment_bytes=8 * 1024)
     sizes = [obj["Size"] for obj in backdoor.list_objects_v2(Bucket=bucket)["Contents"]]
+    sizes = [size for size in sizes if size != 8]  # stubs
     assert len(sizes) == len(report.segments_written) > 1
     assert max(sizes) <= 8 * 1024
     assert await writer.get_turns("t") == expected
     again = await writer.compact("t")
-    assert (again.segments_written, again.objects_deleted) == ((), 0)
+    assert (again.segments_written, again.stubs_written) == ((), 0)
 
 
 async def test_short_runs_and_large_turns_stay_turn_objects(
@@ -260,21 +301,21 @@ async def test_killed_after_segment_put_reads_each_turn_once_and_rerun_finishes(
 ) -> None:
     await fill(writer, "t", [1, 2, 3, 4])
     expected = await writer.get_turns("t")
-    real_delete = compaction._delete
+    real_stub = compaction._stub
 
-    async def die(store: S3EventStore, keys: list[str]) -> int:
-        if keys:  # the first call deletes the leftovers of earlier runs: there are none
+    async def die(store: S3EventStore, thread_id: str, targets: list[Any]) -> int:
+        if targets:  # the first call stubs the leftovers of earlier runs: there are none
             raise Killed
         return 0
 
-    monkeypatch.setattr(compaction, "_delete", die)
+    monkeypatch.setattr(compaction, "_stub", die)
     with pytest.raises(Killed):
         await writer.compact("t")
     assert len(thread_keys(backdoor, bucket)) == 5, "four turns and their segment"
     async with cold(s3_server, bucket) as reader:
         log = OperationLog(reader.client)
         assert await reader.get_turns("t") == expected
-        assert log.take() == {"ListObjectsV2": 1, "GetObject": 1, "HeadObject": 4}
+        assert log.take() == {"ListObjectsV2": 1, "GetObject": 5}, "the index, the four keys"
         assert await reader.event_count("t") == 12
         assert log.take() == {"ListObjectsV2": 1}, "index and manifests are cached now"
         for offset in range(14):
@@ -282,10 +323,11 @@ async def test_killed_after_segment_put_reads_each_turn_once_and_rerun_finishes(
                 await reader.get_events_since("t", offset)
                 == (await writer.get_events("t"))[offset:]
             )
-    monkeypatch.setattr(compaction, "_delete", real_delete)
+    monkeypatch.setattr(compaction, "_stub", real_stub)
     report = await writer.compact("t")
-    assert (report.segments_written, report.objects_deleted) == ((), 4)
-    assert [key[:4] for key in thread_keys(backdoor, bucket)] == ["seg-"]
+    assert (report.segments_written, report.stubs_written) == ((), 4)
+    assert [key[:4] for key in thread_keys(backdoor, bucket)] == ["0000"] * 4 + ["seg-"]
+    assert all(size == 8 for size in object_sizes(backdoor, bucket)[:4])
 
 
 async def test_killed_mid_delete(
@@ -297,26 +339,27 @@ async def test_killed_mid_delete(
 ) -> None:
     await fill(writer, "t", list(range(6)))
     expected = await writer.get_turns("t")
-    real_delete = compaction._delete
+    real_stub = compaction._stub
 
-    async def die_halfway(store: S3EventStore, keys: list[str]) -> int:
-        if not keys:
+    async def die_halfway(store: S3EventStore, thread_id: str, targets: list[Any]) -> int:
+        if not targets:
             return 0
-        await real_delete(store, keys[:3])
+        await real_stub(store, thread_id, targets[:3])
         raise Killed
 
-    monkeypatch.setattr(compaction, "_delete", die_halfway)
+    monkeypatch.setattr(compaction, "_stub", die_halfway)
     with pytest.raises(Killed):
         await writer.compact("t")
-    assert len(thread_keys(backdoor, bucket)) == 4
+    assert len(thread_keys(backdoor, bucket)) == 7
+    assert sorted(object_sizes(backdoor, bucket)[:6]).count(8) == 3, "three stubs"
     async with cold(s3_server, bucket) as reader:
         assert await reader.get_turns("t") == expected
         assert await reader.event_count("t") == 18
         assert (await reader.get_turn("t", 0)) == expected[0]
         assert (await reader.get_turn("t", 5)) == expected[5]
-    monkeypatch.setattr(compaction, "_delete", real_delete)
-    assert (await writer.compact("t")).objects_deleted == 3
-    assert len(thread_keys(backdoor, bucket)) == 1
+    monkeypatch.setattr(compaction, "_stub", real_stub)
+    assert (await writer.compact("t")).stubs_written == 3
+    assert object_sizes(backdoor, bucket)[:6] == [8] * 6
 
 
 async def test_a_reader_whose_listed_turn_was_compacted_away_lists_again(
@@ -375,29 +418,27 @@ async def test_a_rerun_recognises_its_own_segment_and_refuses_another(
 # --- the late finish hazard -----------------------------------------------------------
 
 
-async def test_a_turn_finished_again_after_compaction_is_caught_not_lost(
+async def test_a_turn_finished_again_after_compaction_is_refused_by_its_stub(
     writer: S3EventStore, s3_server: EmbeddedS3Server, bucket: str, backdoor: Any
 ) -> None:
     await fill(writer, "t", [1, 2, 3])
     await writer.compact("t")
+    expected = await writer.get_turns("t")
+    keys = all_keys(backdoor, bucket)
+    late_event = make_event(9)
     async with cold(s3_server, bucket) as late:  # never read the thread: it cannot know
-        await late.append("t", 2, make_event(9))
-        await late.finish_turn("t", 2)
+        await late.append("t", 2, late_event)
+        with pytest.raises(TurnAlreadyFinishedError, match="turn 2 is already finished") as info:
+            await late.finish_turn("t", 2)
+        assert info.value.unwritten_events == (late_event,)
+    assert all_keys(backdoor, bucket) == keys, "nothing written"
     async with cold(s3_server, bucket) as reader:
-        turn_key = reader.layout.turn_key("t", 2)
-        for read in (reader.get_turns, reader.event_count, reader.get_events):
-            with pytest.raises(ConflictingCopiesError, match="turn 2 has two copies") as info:
-                await read("t")
-            assert {info.value.key, info.value.other_key} == {
-                turn_key,
-                *(k for k in all_keys(backdoor, bucket) if "/seg-" in k),
-            }
-        with pytest.raises(ConflictingCopiesError):
-            await writer.compact("t")
-    assert len(all_keys(backdoor, bucket)) == 2, "nothing deleted"
+        assert await reader.get_turns("t") == expected
+        assert await reader.event_count("t") == 9
+        assert (await writer.compact("t")).turns_compacted == 0
 
 
-async def test_a_store_that_read_a_segment_refuses_to_finish_its_turns(
+async def test_a_store_that_read_a_segment_refuses_its_turns_after_checking(
     writer: S3EventStore, s3_server: EmbeddedS3Server, bucket: str
 ) -> None:
     await fill(writer, "t", [1, 2, 3])
@@ -408,9 +449,10 @@ async def test_a_store_that_read_a_segment_refuses_to_finish_its_turns(
         log = OperationLog(reader.client)
         with pytest.raises(TurnFinishedError):
             await reader.append("t", 2, make_event())
+        assert log.take() == {"HeadObject": 1}, "what it knows is re-checked, not trusted"
         with pytest.raises(TurnAlreadyFinishedError, match="turn 2 is already finished"):
             await reader.finish_turn("t", 2)
-        assert log.take() == {}
+        assert log.take() == {"PutObject": 1, "GetObject": 2}, "412, the stub, its frame"
 
 
 async def test_a_gap_turn_finished_after_compaction_is_read_in_place(
@@ -484,7 +526,7 @@ async def test_verify_checks_segments(writer: S3EventStore, backdoor: Any, bucke
     await fill(writer, "u", [1])
     [key] = (await writer.compact("t")).segments_written
     report = await writer.verify()
-    assert (report.objects_checked, report.segments, report.ok, report.events) == (2, 1, 2, 12)
+    assert (report.objects_checked, report.segments, report.ok, report.events) == (5, 1, 5, 12)
     assert report.clean
     assert report.foreign == ()
     response = backdoor.get_object(Bucket=bucket, Key=key)
@@ -520,9 +562,9 @@ def writer_server(store: S3EventStore) -> Any:
         ),
         ({"events": 99}, CorruptObjectError, r"99 events\) disagrees with its key$"),
         (
-            {"format": 3},
+            {"format": 4},
             UnsupportedFormatError,
-            r"segment format 3 is not supported \(this library reads segment format 2\)$",
+            r"segment format 4 is not supported \(this library reads segment formats \[2, 3\]\)$",
         ),
         ({"kind": "turn"}, CorruptObjectError, "manifest is not a zstd segment's$"),
         ({"index_offset": 1}, CorruptObjectError, "segment manifest field has the wrong value$"),

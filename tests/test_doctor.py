@@ -140,7 +140,9 @@ async def test_store_refuses_an_endpoint_that_ignores_if_none_match(
         check_endpoint=True,
     ) as store:
         await store.append("t", 1, event())
-        with pytest.raises(UnsafeEndpointError, match=r"does not honour If-None-Match: \*") as info:
+        with pytest.raises(
+            UnsafeEndpointError, match=r"does not honour conditional writes"
+        ) as info:
             await store.finish_turn("t", 1)
         assert info.value.code == "IfNoneMatchIgnored"
         assert "allow_unsafe_endpoint=True" in str(info.value)
@@ -154,6 +156,9 @@ async def test_store_refuses_an_endpoint_that_ignores_if_none_match(
         with pytest.raises(UnsafeEndpointError):
             await store.finish_turn("t", 1)
         assert store.requests.calls["PutObject"] == 2
+        with pytest.raises(UnsafeEndpointError):
+            await store.flush()  # suspending is a conditional write too
+        await store.discard_turn("t", 1)  # so that leaving the block has nothing to persist
 
 
 async def test_store_writes_to_an_unsafe_endpoint_when_told_to(
@@ -193,10 +198,14 @@ async def test_the_check_runs_once_before_the_first_write_and_is_counted(
             await store.finish_turn("t", turn)
         assert store.endpoint_probe is not None
         assert store.endpoint_probe.honoured
-        assert store.endpoint_probe.requests == {"PutObject": 2, "DeleteObject": 1}
+        assert store.endpoint_probe.requests == {
+            "PutObject": 5,
+            "HeadObject": 1,
+            "DeleteObject": 2,
+        }, "If-None-Match twice, If-Match wrong, right, and on the deleted key"
         # Probe requests are real requests: the store's counter has them too.
-        assert store.requests.calls["PutObject"] == 2 + 2
-        assert store.requests.calls["DeleteObject"] == 1
+        assert store.requests.calls["PutObject"] == 5 + 2
+        assert store.requests.calls["DeleteObject"] == 2
     # The probe cleaned up after itself: only the two turns remain.
     assert sorted(all_keys(backdoor, bucket)) == [
         store.layout.turn_key("t", 1),

@@ -87,7 +87,7 @@ def compact(
     if not named and idle_for is None:
         raise click.UsageError("name THREADS (or --threads-from FILE) or give --idle-for SECONDS")
     reports, missing = run(_compact(config, named, idle_for, max_segment_mib << 20, min_turns))
-    changed = [r for r in reports if r["turns_compacted"] or r["objects_deleted"]]
+    changed = [r for r in reports if r["turns_compacted"] or r["stubs_written"]]
     if as_json:
         click.echo(orjson.dumps({"threads": reports, "missing_threads": missing}).decode())
     else:
@@ -100,15 +100,15 @@ def compact(
 
 def _describe(report: dict[str, Any], min_turns: int) -> str:
     segments = len(report["segments_written"])
-    deleted = report["objects_deleted"]
+    stubbed = report["stubs_written"]
     left = len(report["turn_objects_left"])
     if report["turns_compacted"]:
         text = (
             f"{plural(report['turns_compacted'], 'turn')} into {plural(segments, 'segment')}, "
-            f"{plural(deleted, 'turn object')} deleted"
+            f"{plural(stubbed, 'turn object')} replaced by stubs"
         )
-    elif deleted:
-        text = f"{plural(deleted, 'leftover turn object')} of an earlier run deleted"
+    elif stubbed:
+        text = f"{plural(stubbed, 'leftover turn object')} of an earlier run replaced by stubs"
     else:
         text = "nothing to compact"
     if left:
@@ -116,7 +116,7 @@ def _describe(report: dict[str, Any], min_turns: int) -> str:
             f" ({plural(left, 'turn object')} left as is: runs shorter than {min_turns} "
             "or turns larger than a segment)"
         )
-    elif not report["turns_compacted"] and not deleted:
+    elif not report["turns_compacted"] and not stubbed:
         text += " (already compacted)"
     return text
 

@@ -43,7 +43,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_SEGMENT_BYTES",
     "INDEX_MAGIC",
+    "LEGACY_SEGMENT_FORMAT",
     "SEGMENT_FORMAT",
+    "SEGMENT_FORMATS",
     "SegmentEntry",
     "SegmentIndex",
     "SegmentManifest",
@@ -51,8 +53,12 @@ __all__ = [
     "frame_manifest",
 ]
 
-SEGMENT_FORMAT: Final = 2
-"""Format version of segment objects (turn objects stay format 1)."""
+SEGMENT_FORMAT: Final = 3
+"""Format version of the segments this library writes: a turn they hold exists only while
+its turn key holds a stub (docs/FORMAT.md section 10)."""
+LEGACY_SEGMENT_FORMAT: Final = 2
+"""Segments written before stubs: the turns they hold exist without a key."""
+SEGMENT_FORMATS: Final = frozenset({LEGACY_SEGMENT_FORMAT, SEGMENT_FORMAT})
 SEGMENT_KIND: Final = "segment"
 INDEX_MAGIC: Final = 0x184D2A5D
 """Skippable-frame magic of the index (the streamed-turn trailer uses ``0x184D2A5E``)."""
@@ -91,7 +97,7 @@ class SegmentManifest:
     """A segment's metadata (``s3es-manifest``): enough to find and check its index."""
 
     format: int
-    """``2``."""
+    """``3``, or ``2`` for a legacy segment (written before stubs)."""
     kind: str
     """``"segment"``: tells a segment manifest from a turn manifest."""
     codec: str
@@ -147,10 +153,10 @@ class SegmentManifest:
         if text is None:
             raise CorruptObjectError("segment has no s3es-manifest metadata", key=key)
         data = load_json_object(text, key=key, what="segment manifest")
-        if data.get("format") != SEGMENT_FORMAT:
+        if data.get("format") not in SEGMENT_FORMATS or type(data.get("format")) is not int:
             raise UnsupportedFormatError(
                 f"segment format {data.get('format')!r} is not supported (this library "
-                f"reads segment format {SEGMENT_FORMAT})",
+                f"reads segment formats {sorted(SEGMENT_FORMATS)})",
                 key=key,
             )
         if data.get("kind") != SEGMENT_KIND or data.get("codec") != CODEC:
@@ -301,7 +307,10 @@ def frame_manifest(entry: SegmentEntry) -> TurnManifest:
 
 
 def build_segment(
-    thread_id: str, frames: Sequence[tuple[TurnManifest, bytes]]
+    thread_id: str,
+    frames: Sequence[tuple[TurnManifest, bytes]],
+    *,
+    format_version: int = SEGMENT_FORMAT,
 ) -> tuple[bytes, SegmentManifest]:
     """Concatenate turn frames (in turn order) and append their index.
 
@@ -324,7 +333,7 @@ def build_segment(
         previous = manifest.turn
     index_json = json.dumps(
         {
-            "format": SEGMENT_FORMAT,
+            "format": format_version,
             "kind": "segment-index",
             "thread_id": thread_id,
             "turns": entries,
@@ -340,7 +349,7 @@ def build_segment(
         raise ValueError(f"a segment holds at most {MAX_SEGMENT_EVENTS} events, not {events}")
     manifests = [manifest for manifest, _ in frames]
     segment = SegmentManifest(
-        format=SEGMENT_FORMAT,
+        format=format_version,
         kind=SEGMENT_KIND,
         codec=CODEC,
         thread_id=thread_id,

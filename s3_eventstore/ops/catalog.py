@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from s3_eventstore.errors import IntegrityError
 from s3_eventstore.format.keys import SEGMENT_PREFIX
+from s3_eventstore.format.lifecycle import Stub, open_manifest
 from s3_eventstore.format.manifest import TurnManifest
 from s3_eventstore.format.segment import SegmentManifest
 from s3_eventstore.identifiers import check_thread_id, check_turn
@@ -215,20 +216,22 @@ class TurnInfo:
     size: int
     """Object size as listed."""
     manifest: TurnManifest | None
-    """The manifest; ``None`` when it is missing or malformed (see :attr:`problem`)."""
+    """The manifest (an open turn object's, too); ``None`` for a stub (a compacted turn: its
+    events are in its segment) and when it is missing or malformed (see :attr:`problem`)."""
     problem: str | None = None
     """Why the manifest could not be read, else ``None``."""
     segment: str | None = None
     """The segment holding the turn when it is compacted (``key`` is then the segment's
     key and ``size`` the length of the turn's frame in it), else ``None``."""
 
+    open: bool = False
+    """True for an open turn object (a suspended turn: docs/FORMAT.md section 10)."""
+
     @property
     def finished(self) -> bool:
-        """A turn object exists only once its turn is finished: always ``True`` here.
-
-        Open turns live in a writer's memory and are not visible in the bucket.
-        """
-        return True
+        """False for a persisted open turn; open turns not persisted are only in a
+        writer's memory and not visible in the bucket."""
+        return not self.open
 
     @property
     def ratio(self) -> float | None:
@@ -309,6 +312,14 @@ async def _turn_info(
     try:
         manifest = await _manifest(store, key)
     except IntegrityError as err:
+        # Not a finished turn object: a stub (compacted; its events are in its segment)
+        # or an open turn object (docs/FORMAT.md section 10), else a real problem.
+        head = await store.objects.head(key)
+        if head is not None and Stub.from_metadata(head.metadata, key=key) is not None:
+            return TurnInfo(thread_id, turn, key, size, None)
+        opened = None if head is None else open_manifest(head.metadata, key=key)
+        if opened is not None:
+            return TurnInfo(thread_id, turn, key, size, opened, open=True)
         return TurnInfo(thread_id, turn, key, size, None, str(err))
     if manifest is None:
         return None  # deleted since the LIST

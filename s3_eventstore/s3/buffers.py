@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from s3_eventstore.s3.suspension import Persistence
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -62,6 +64,21 @@ class OpenTurn:
     stream: StreamedTurn | None = None
     """Set once the turn outgrew ``max_turn_buffer_bytes``: ``events`` is then empty and
     every further event goes straight to the stream's multipart upload."""
+    persistence: Persistence = field(default_factory=Persistence)
+    """What this store knows of the turn's key (an open object it wrote or read, its
+    attempts); ``events`` are the events not persisted yet (docs/FORMAT.md 10.4)."""
+    pending_since: float = 0.0
+    """``time.time()`` of the oldest unpersisted event (0: none)."""
+
+    def take_front(self, count: int) -> int:
+        """Drop the first ``count`` events (now persisted); returns the bytes freed."""
+        if count <= 0:
+            return 0
+        freed = sum(event.wire_size + 1 for event in self.events[:count])
+        del self.events[:count]
+        self.buffered_bytes = max(0, self.buffered_bytes - freed)
+        self.pending_since = time.time() if self.events else 0.0
+        return freed
 
     @property
     def writer(self) -> str:

@@ -73,6 +73,13 @@ class SegmentIndexCache:
         self._entries.move_to_end(key)
         return entry[1]
 
+    def get_any(self, key: str) -> tuple[str, SegmentIndex] | None:
+        """The cached ETag and index of ``key``, whatever the ETag (check it when reading)."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
     def put(self, key: str, etag: str, index: SegmentIndex) -> None:
         """Remember an index, evicting the least recently used beyond ``max_entries``."""
         if self.max_entries <= 0:

@@ -1,36 +1,29 @@
-"""Compaction: merge a thread's finished turn objects into segments (docs/FORMAT.md §8).
+"""Compaction: merge a thread's finished turn objects into segments (docs/FORMAT.md §8, §10.5).
 
 The protocol, and why every state in between is safe:
 
-1. LIST the thread folder. Turn objects whose number a segment's index already holds
-   are left over from a compaction that died after its segment PUT: their copies are
-   checked to agree (SHA-256) and they go straight to step 4.
-2. Group the remaining turn objects, in turn order, into runs of at most
+1. LIST the thread folder. A finished turn object whose turn a listed segment holds with
+   the same SHA-256 is left over from a compaction that died after its segment PUT: it
+   goes straight to step 4.
+2. Group the other turn objects, in turn order, into runs of at most
    ``max_segment_bytes``; GET and fully verify each turn (a corrupt turn must not be
-   archived as if it were sound).
+   archived as if it were sound). Open turn objects (suspended turns) are never
+   compacted.
 3. PUT each run's segment with ``If-None-Match: *``. A 412 is a concurrent or earlier
    run that wrote the same key: same index SHA-256 means the same content (a segment
    is determined by its turns), which counts as done.
-4. Only then DeleteObjects the turn objects the segment holds (at most 1000 keys per
-   request).
+4. Only then replace each turn object the segment holds by a **stub** (8 bytes, naming the
+   segment) with ``If-Match:`` the ETag this compaction read. Turn keys are never
+   deleted, so the barrier holds forever: a late ``finish_turn`` of a compacted turn
+   meets the stub and is refused. A 412 (or 404) means someone else changed the key
+   since (another compaction stubbed it; a clear, maybe followed by a new turn): it is
+   left alone.
 
-Readers handle each intermediate state: after step 3 a turn is in two places and reads
-take it once (checking the copies agree); a reader that listed a turn object deleted in
-step 4 before its GET lists again and finds the segment. Re-running compaction finishes
-an interrupted one. Compaction only reads finished objects, so it never touches an open
-turn, and it never makes a finish_turn lose a turn.
-
-The hazard that remains: once step 4 deleted a turn object its key is free again, so a
-late ``finish_turn`` of that turn number by a writer that never learnt the turn was
-finished (another process) would succeed and create a second, different copy. Nothing
-is lost or replaced: readers find two copies that disagree and raise
-:class:`ConflictingCopiesError` naming both. Compact idle threads only (see
-:func:`compact_idle`); an ``S3EventStore`` that has read a segment refuses to finish
-any turn it holds, without a request.
-
-Do not ``clear`` a thread while it is being compacted: a compaction that listed the
-thread before the clear writes its segment after it, bringing the cleared turns back
-(clear again, after the compaction ended).
+Readers handle each intermediate state (docs/FORMAT.md 10.3): after step 3 a turn is a
+finished object and in a segment, and the object is read; after step 4 the stub sends
+readers to the segment. A compaction that raced a ``clear`` writes a segment whose stubs
+all fail: an orphan, which readers ignore (its turns have no key) and ``clear`` deletes.
+Re-running compaction finishes an interrupted one.
 """
 
 from __future__ import annotations
@@ -49,21 +42,23 @@ from s3_eventstore.errors import (
     StorageError,
 )
 from s3_eventstore.format.keys import MAX_SEGMENT_EVENTS
+from s3_eventstore.format.lifecycle import STUB_BODY, Stub, is_stub_size, open_manifest
 from s3_eventstore.format.segment import (
     DEFAULT_MAX_SEGMENT_BYTES,
     SegmentIndex,
     SegmentManifest,
     build_segment,
 )
-from s3_eventstore.format.stream import TRAILER_BYTES
+from s3_eventstore.format.stream import TRAILER_BYTES, is_streamed, read_manifest
 from s3_eventstore.identifiers import check_thread_id
-from s3_eventstore.s3.listing import Relist, claim, relisting
+from s3_eventstore.s3.listing import Relist, relisting
+from s3_eventstore.s3.suspension import is_condition_failure
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from s3_eventstore.format.manifest import TurnManifest
-    from s3_eventstore.s3.listing import ListedTurn
+    from s3_eventstore.s3.listing import ListedSegment, ListedTurn
     from s3_eventstore.s3.parts import StoreParts
 
 __all__ = [
@@ -92,8 +87,8 @@ class CompactionReport:
     """Turns moved into those segments."""
     bytes_written: int = 0
     """Bytes of those segments."""
-    objects_deleted: int = 0
-    """Turn objects deleted, including leftovers of an interrupted earlier run."""
+    stubs_written: int = 0
+    """Turn objects replaced by stubs, including leftovers of an interrupted earlier run."""
     turn_objects_left: tuple[int, ...] = ()
     """Turns left as their own objects (short runs, turns larger than a segment)."""
 
@@ -104,7 +99,7 @@ class CompactionReport:
             "segments_written": list(self.segments_written),
             "turns_compacted": self.turns_compacted,
             "bytes_written": self.bytes_written,
-            "objects_deleted": self.objects_deleted,
+            "stubs_written": self.stubs_written,
             "turn_objects_left": list(self.turn_objects_left),
         }
 
@@ -122,13 +117,13 @@ async def compact(
     max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES,
     min_turns: int = DEFAULT_MIN_TURNS,
 ) -> CompactionReport:
-    """Merge the thread's finished turn objects into segments, then delete them.
+    """Merge the thread's finished turn objects into segments, then replace them by stubs.
 
-    Safe to interrupt at any point and to re-run (it finishes what an interrupted run
-    left). Costs one ListObjectsV2 per 1000 objects, one GetObject per turn compacted,
-    one PutObject per segment, one DeleteObjects per 1000 turn objects; plus, after an
-    interrupted run, a ranged GetObject of each segment's index and a HeadObject per
-    leftover turn object.
+    Safe to interrupt at any point, to re-run (it finishes what an interrupted run left)
+    and to run while writers finish other turns. Costs one ListObjectsV2 per 1000
+    objects, one GetObject per turn compacted, one PutObject per segment and one PutObject
+    (a stub) per turn compacted; plus, after an interrupted run, a ranged GetObject of each
+    segment's index and a HeadObject per leftover turn object.
 
     Args:
         store: The store whose thread to compact.
@@ -140,11 +135,9 @@ async def compact(
     Raises:
         InvalidThreadIdError: bad thread id.
         ConfigurationError: ``max_segment_bytes`` or ``min_turns`` is not a positive int.
-        ConflictingCopiesError: a turn object and a segment holding the same turn disagree
-            (nothing is deleted), or a segment with this content's key holds other content.
+        ConflictingCopiesError: a segment with this content's key holds other content (an
+            orphan from before a ``clear``: delete it, or clear the thread).
         IntegrityError: a turn object failed verification (nothing of its run is written).
-        ObjectLockedError: retention kept turn objects from being deleted (the segment is
-            written; readers take each turn once).
         StorageError: a request failed; re-run to finish.
     """
     check_thread_id(thread_id)
@@ -161,40 +154,67 @@ async def _compact_once(
 ) -> CompactionReport:
     reader = store.reader
     listing = await reader.list_thread(thread_id)
-    listed, segments = listing.turns, listing.segments
-    # 1. Leftovers of an interrupted run: turn objects a segment already holds.
-    covering = [s for s in segments if any(s.covers(item.turn) for item in listed)]
+    objects = [item for item in listing.turns if not is_stub_size(item.size)]
+    # 1. Leftovers of an interrupted run: finished objects a segment already holds.
+    covering = [s for s in listing.segments if any(s.covers(item.turn) for item in objects)]
     indexes = await reader.gather(reader.segments.index(s, thread_id) for s in covering)
-    held: dict[int, tuple[str, str]] = {}
+    held: dict[int, list[tuple[ListedSegment, str]]] = {}
     for segment, index in zip(covering, indexes, strict=True):
         for entry in index.entries:
-            claim(held, entry.turn, entry.manifest.sha256, segment.key)
-    leftovers = [item for item in listed if item.turn in held]
-    await reader.gather(reader.turns.check_copy(item, *held[item.turn]) for item in leftovers)
-    deleted = await _delete(store, [item.key for item in leftovers])
-    # 2-4. New segments from the remaining turn objects.
-    runs, left = _plan([item for item in listed if item.turn not in held], max_segment_bytes)
+            held.setdefault(entry.turn, []).append((segment, entry.manifest.sha256))
+    manifests = await reader.gather(
+        reader.turns.object_manifest(item) for item in objects if item.turn in held
+    )
+    leftovers: list[_StubTarget] = []
+    for item, found in zip([i for i in objects if i.turn in held], manifests, strict=True):
+        if found is None or found[1]:
+            continue  # gone since the LIST, or an open turn
+        manifest = found[0]
+        for segment, sha256 in held[item.turn]:
+            if sha256 == manifest.sha256:
+                leftovers.append(
+                    _StubTarget(item.key, item.etag, manifest, segment.key, segment.size)
+                )
+                break
+    stubbed = await _stub(store, thread_id, leftovers)
+    # 2-4. New segments from the other turn objects.
+    done = {target.key for target in leftovers}
+    runs, left = _plan([item for item in objects if item.key not in done], max_segment_bytes)
     written: list[str] = []
     turns_compacted = bytes_written = 0
     for run in runs:
         if len(run.items) < min_turns:
             left.extend(item.turn for item in run.items)
             continue
-        for key, body_size, items in await _write_segments(
-            store, thread_id, run.items, max_segment_bytes
-        ):
+        segments, skipped = await _write_segments(
+            store, thread_id, run.items, max_segment_bytes, min_turns
+        )
+        left.extend(skipped)
+        for key, body_size, targets in segments:
             written.append(key)
-            turns_compacted += len(items)
+            turns_compacted += len(targets)
             bytes_written += body_size
-            deleted += await _delete(store, [item.key for item in items])
+            stubbed += await _stub(store, thread_id, targets)
     return CompactionReport(
         thread_id=thread_id,
         segments_written=tuple(written),
         turns_compacted=turns_compacted,
         bytes_written=bytes_written,
-        objects_deleted=deleted,
+        stubs_written=stubbed,
         turn_objects_left=tuple(sorted(left)),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _StubTarget:
+    """A finished turn object to replace by a stub naming the segment that holds it."""
+
+    key: str
+    etag: str
+    """The ETag this compaction read: the stub replaces that version or nothing."""
+    manifest: TurnManifest
+    segment_key: str
+    segment_bytes: int
 
 
 def _plan(items: list[ListedTurn], max_segment_bytes: int) -> tuple[list[_Run], list[int]]:
@@ -217,20 +237,36 @@ def _plan(items: list[ListedTurn], max_segment_bytes: int) -> tuple[list[_Run], 
 
 
 async def _write_segments(
-    store: StoreParts, thread_id: str, items: list[ListedTurn], max_segment_bytes: int
-) -> list[tuple[str, int, list[ListedTurn]]]:
-    """GET and verify a run's turns, then PUT its segment(s). Returns (key, size, turns)."""
-    turns = store.reader.turns
-    fetched = await store.reader.gather(turns.fetch_object(item.key) for item in items)
+    store: StoreParts,
+    thread_id: str,
+    items: list[ListedTurn],
+    max_segment_bytes: int,
+    min_turns: int,
+) -> tuple[list[tuple[str, int, list[_StubTarget]]], list[int]]:
+    """GET and verify a run's turns, then PUT its segment(s). Returns (key, size, turns
+    to stub) per segment, and the turns left as they are (open turns; a run that became
+    shorter than ``min_turns``)."""
+    fetched = await store.reader.gather(store.objects.get(item.key) for item in items)
     frames: list[tuple[TurnManifest, bytes]] = []
+    sources: list[tuple[ListedTurn, str]] = []
+    skipped: list[int] = []
     for item, found in zip(items, fetched, strict=True):
-        if found is None:  # deleted since the LIST: another compaction or a clear
+        if found is None:  # deleted since the LIST: a clear
             logger.info("compaction: %s vanished; listing again", item.key)
             raise Relist(item.key)
-        body, _, manifest, streamed = found
-        await turns.decode(body, manifest, item.key, thread_id, item.turn)  # verify all
-        frames.append((manifest, body[:-TRAILER_BYTES] if streamed else body))
-    results: list[tuple[str, int, list[ListedTurn]]] = []
+        if open_manifest(found.metadata, key=item.key) is not None:
+            skipped.append(item.turn)  # a suspended turn: never compacted
+            continue
+        if Stub.from_metadata(found.metadata, key=item.key) is not None:
+            continue  # another compaction stubbed it since the LIST
+        manifest = read_manifest(found.metadata, found.body, key=item.key)
+        await store.reader.turns.decode(found.body, manifest, item.key, thread_id, item.turn)
+        streamed = is_streamed(found.metadata)
+        frames.append((manifest, found.body[:-TRAILER_BYTES] if streamed else found.body))
+        sources.append((item, found.etag))
+    if len(frames) < min_turns:
+        return [], skipped + [item.turn for item, _ in sources]
+    results: list[tuple[str, int, list[_StubTarget]]] = []
     start = 0
     while start < len(frames):
         end, events = start, 0
@@ -243,9 +279,15 @@ async def _write_segments(
             end -= 1  # the index tipped it over the bound: one turn fewer
             segment_body, segment = build_segment(thread_id, frames[start:end])
         key = await _put_segment(store, thread_id, segment_body, segment)
-        results.append((key, len(segment_body), items[start:end]))
+        targets = [
+            _StubTarget(item.key, etag, manifest, key, len(segment_body))
+            for (item, etag), (manifest, _) in zip(
+                sources[start:end], frames[start:end], strict=True
+            )
+        ]
+        results.append((key, len(segment_body), targets))
         start = end
-    return results
+    return results, skipped
 
 
 async def _put_segment(
@@ -283,9 +325,32 @@ async def _put_segment(
     return key
 
 
-async def _delete(store: StoreParts, keys: list[str]) -> int:
-    """DeleteObjects in batches of at most 1000 keys; returns how many were deleted."""
-    return await store.objects.delete_keys(keys)
+async def _stub(store: StoreParts, thread_id: str, targets: list[_StubTarget]) -> int:
+    """Replace finished turn objects by stubs, each conditional on the version read (a key
+    someone changed since is left alone). Returns how many were replaced."""
+
+    async def one(target: _StubTarget) -> int:
+        stub = Stub(
+            thread_id,
+            target.manifest.turn,
+            target.segment_key.rsplit("/", 1)[-1],
+            target.segment_bytes,
+            target.manifest.events,
+            target.manifest.sha256,
+            target.manifest.writer,
+        )
+        try:
+            await store.objects.put(
+                target.key, STUB_BODY, if_match=target.etag, metadata=stub.to_metadata()
+            )
+        except StorageError as err:
+            if not is_condition_failure(err):
+                raise
+            logger.info("compaction: %s changed since it was read; left alone", target.key)
+            return 0
+        return 1
+
+    return sum(await store.reader.gather(one(target) for target in targets))
 
 
 async def compact_threads(
@@ -320,7 +385,7 @@ async def idle_threads(
     store: StoreParts, idle_seconds: float, *, now: float | None = None, min_turns: int = 2
 ) -> list[str]:
     """Threads whose newest object is older than ``idle_seconds`` and that hold at least
-    ``min_turns`` turn objects. Costs one ListObjectsV2 per 1000 objects under the prefix.
+    ``min_turns`` turn objects (stubs, already compacted, do not count). Costs one ListObjectsV2 per 1000 objects under the prefix.
 
     Raises:
         StorageError: a LIST failed.
@@ -337,7 +402,7 @@ async def idle_threads(
                 continue
             stamp = obj.last_modified or 0.0
             newest[thread_id] = max(newest.get(thread_id, 0.0), stamp)
-            if parsed is not None:
+            if parsed is not None and not is_stub_size(obj.size):  # stubs are compacted
                 turn_objects[thread_id] = turn_objects.get(thread_id, 0) + 1
     return [
         thread_id

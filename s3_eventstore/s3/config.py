@@ -123,6 +123,32 @@ class WriteOptions:
     """Parts of one streamed turn waiting for upload before appends wait."""
     dictionary_id: str | None = None
     """The trained dictionary new turns are compressed with (``None``: plain zstd)."""
+    persist: PersistPolicy | None = None
+    """Automatic persistence of open turns (``None``: only ``flush``/``close`` persist)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PersistPolicy:
+    """When an ``append`` persists its open turn by itself (docs/FORMAT.md 10.4): once the
+    turn holds this many unpersisted events, bytes, or seconds' worth (any that is set)."""
+
+    every_events: int | None = None
+    """Unpersisted events of one turn that trigger a persist."""
+    every_bytes: int | None = None
+    """Unpersisted JSON-line bytes of one turn that trigger a persist."""
+    every_seconds: float | None = None
+    """Seconds since the turn's oldest unpersisted event that trigger a persist (checked
+    at each append)."""
+
+    def due(self, events: int, size: int, oldest: float, now: float) -> bool:
+        """Whether a turn with this much unpersisted is due."""
+        return (
+            (self.every_events is not None and events >= self.every_events)
+            or (self.every_bytes is not None and size >= self.every_bytes)
+            or (
+                self.every_seconds is not None and events > 0 and now - oldest >= self.every_seconds
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +206,9 @@ class StoreConfig:
         check_endpoint: bool | None = None,
         allow_unsafe_endpoint: bool = False,
         dictionary_id: str | None = None,
+        persist_every_events: int | None = None,
+        persist_every_bytes: int | None = None,
+        persist_every_seconds: float | None = None,
     ) -> StoreConfig:
         """Validate the constructor's keyword arguments (see ``S3EventStore``) and group them.
 
@@ -210,6 +239,23 @@ class StoreConfig:
         ):
             if type(value) is not int or value < least:
                 raise ConfigurationError(f"{name} must be an int >= {least}, not {value!r}")
+        for name, bound in (
+            ("persist_every_events", persist_every_events),
+            ("persist_every_bytes", persist_every_bytes),
+        ):
+            if bound is not None and (type(bound) is not int or bound < 1):
+                raise ConfigurationError(f"{name} must be None or a positive int")
+        if persist_every_seconds is not None and (
+            isinstance(persist_every_seconds, bool)
+            or not isinstance(persist_every_seconds, int | float)
+            or not 0 <= persist_every_seconds < float("inf")
+        ):
+            raise ConfigurationError("persist_every_seconds must be None or seconds >= 0")
+        persist = None
+        if (persist_every_events, persist_every_bytes, persist_every_seconds) != (None,) * 3:
+            persist = PersistPolicy(
+                persist_every_events, persist_every_bytes, persist_every_seconds
+            )
         try:
             TurnCodec(compression_level)
         except ValueError as err:
@@ -241,6 +287,7 @@ class StoreConfig:
                 multipart_part_bytes,
                 max_parts_in_flight,
                 dictionary_id,
+                persist,
             ),
             endpoint_check=EndpointCheck(check_endpoint, allow_unsafe_endpoint),
         )

@@ -3,8 +3,9 @@
 Appends land in an :class:`~s3_eventstore.s3.buffers.OpenTurn` until ``finish_turn``
 seals it (concurrent appends and finishes of that turn wait for the outcome). Turns
 this store finished, or saw finished while reading (turn objects, segment indexes),
-are remembered in a bounded LRU, so an ``append`` to them is refused without a request.
-Reads merge the open turns of a thread into what S3 holds.
+are remembered in a bounded LRU: a hint, never trusted alone (another store may have
+cleared the thread since): an ``append`` to such a turn is re-checked with one HEAD, and
+``finish_turn`` always writes (its failed condition is the check).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from s3_eventstore.envelope import StoredTurnEvents
-from s3_eventstore.errors import TurnAlreadyFinishedError, TurnFinishedError, TurnStreamingError
+from s3_eventstore.errors import TurnFinishedError, TurnStreamingError
 from s3_eventstore.s3.budget import BufferBudget
 from s3_eventstore.s3.buffers import OpenTurn
 
@@ -98,14 +99,13 @@ class OpenTurns:
     async def seal(self, thread_id: str, turn: int, key: str) -> OpenTurn:
         """Claim the open turn for one ``finish_turn``; concurrent calls queue behind it.
 
-        Raises:
-            TurnAlreadyFinishedError: this store knows the turn is finished.
+        A turn believed finished is opened all the same: the finish's conditional write
+        decides (``key`` names it in errors raised later).
         """
+        del key
         while True:
             open_turn = self.get(thread_id, turn)
             if open_turn is None:
-                if (thread_id, turn) in self._finished:
-                    raise TurnAlreadyFinishedError(thread_id, turn, key=key)
                 open_turn = OpenTurn(thread_id, turn)
                 self.by_thread.setdefault(thread_id, {})[turn] = open_turn
             if open_turn.sealing is None:
@@ -118,6 +118,20 @@ class OpenTurns:
         if open_turn.sealing is not None:
             open_turn.sealing.set()
             open_turn.sealing = None
+
+    def drop_if_unused(self, open_turn: OpenTurn) -> None:
+        """Forget a turn opened for an append that was then refused (it holds nothing and
+        this store never wrote it): a refused append creates no turn."""
+        persistence = open_turn.persistence
+        if (
+            not open_turn.events
+            and open_turn.stream is None
+            and open_turn.sealing is None
+            and not persistence.known_persisted
+            and not persistence.attempts
+            and not persistence.needs_check
+        ):
+            self.drop(open_turn)
 
     def drop(self, open_turn: OpenTurn) -> None:
         """Forget an open turn (finished, discarded or cleared) and free its memory."""
@@ -160,6 +174,10 @@ class OpenTurns:
             del self._finished[item]
 
     # --- turns known finished ---------------------------------------------------------
+
+    def forget_finished(self, thread_id: str, turn: int) -> None:
+        """The turn is not finished after all (the thread was cleared since)."""
+        self._finished.pop((thread_id, turn), None)
 
     def remember_finished(self, thread_id: str, turn: int) -> None:
         """Remember that the turn is finished (bounded: the oldest are forgotten)."""

@@ -3,8 +3,9 @@ CompleteMultipartUpload?
 
 A store relies on conditional writes (one writer wins each turn). Endpoints that are
 neither AWS nor loopback are probed once, before the first write
-(``S3EventStore(check_endpoint=...)``): :func:`probe_conditional_put` PUTs a key twice
-under ``{prefix}_doctor/`` and deletes it. Before the first turn that outgrows
+(``S3EventStore(check_endpoint=...)``): :func:`probe_conditional_put` PUTs a key under
+``{prefix}_doctor/`` with ``If-None-Match: *`` and with ``If-Match`` (a wrong ETag, the
+right one, on a missing key: open turns and compaction rely on it) and deletes it. Before the first turn that outgrows
 ``max_turn_buffer_bytes`` (a streamed turn, finished by CompleteMultipartUpload),
 :func:`probe_conditional_multipart_complete` completes a one-part upload onto an existing
 key: where the condition is ignored there (Ceph radosgw 16) the store refuses to stream
@@ -80,7 +81,8 @@ _REFUSED_CODES: Final = ("NotImplemented", "InvalidArgument", "InvalidRequest")
 
 
 async def probe_conditional_put(client: Any, bucket: str, key: str) -> ProbeResult:
-    """PUT ``key`` twice with ``If-None-Match: *`` and delete it: is the second refused?
+    """PUT ``key`` with ``If-None-Match: *`` twice, then with ``If-Match`` (a wrong ETag, the
+    right one, and on the deleted key), and delete it: is every condition honoured?
 
     Raises:
         StorageError: the endpoint could not be reached or refused the PUT for a reason
@@ -107,12 +109,15 @@ async def probe_conditional_put(client: Any, bucket: str, key: str) -> ProbeResu
         try:
             await call("PutObject", client.put_object, Body=body, IfNoneMatch="*")
         except failures as err:
-            if is_precondition_failed(err):
-                return ProbeResult(True, "second PUT refused: 412 PreconditionFailed", requests)
-            raise translate(err, operation="PutObject", key=key) from err
-        return ProbeResult(
-            False, "second PUT with If-None-Match: * succeeded (the header is ignored)", requests
-        )
+            if not is_precondition_failed(err):
+                raise translate(err, operation="PutObject", key=key) from err
+        else:
+            return ProbeResult(
+                False,
+                "second PUT with If-None-Match: * succeeded (the header is ignored)",
+                requests,
+            )
+        return await _probe_if_match(call, client, body, failures, requests)
     finally:
         # Best effort: the probe key is tiny and outside threads/.
         with contextlib.suppress(*failures):
@@ -186,6 +191,54 @@ async def probe_conditional_multipart_complete(client: Any, bucket: str, key: st
             await call("DeleteObject", client.delete_object)
 
 
+async def _probe_if_match(
+    call: Callable[..., Awaitable[Any]],
+    client: Any,
+    body: bytes,
+    failures: tuple[type[BaseException], ...],
+    requests: dict[str, int],
+) -> ProbeResult:
+    """Open turns and compaction rely on ``If-Match`` (docs/FORMAT.md 10.9): a PUT with a
+    wrong ETag must be refused (412), one with the right ETag must succeed; a PUT with
+    ``If-Match`` on a missing key must fail too (older MinIO wrote it)."""
+    head = await call("HeadObject", client.head_object)
+    etag = str(head.get("ETag", ""))
+    try:
+        await call("PutObject", client.put_object, Body=body, IfMatch='"0000000000000000"')
+    except failures as err:
+        if not is_precondition_failed(err):
+            if error_code(err) in ("NotImplemented", "InvalidArgument", "InvalidRequest"):
+                return ProbeResult(
+                    False, f"PutObject with If-Match refused: {error_code(err)}", requests
+                )
+            raise translate(err, operation="PutObject") from err
+    else:
+        return ProbeResult(
+            False, "PUT with a wrong If-Match ETag succeeded (the header is ignored)", requests
+        )
+    try:
+        await call("PutObject", client.put_object, Body=body + b"2", IfMatch=etag)
+    except failures as err:
+        return ProbeResult(
+            False, f"PUT with the current ETag as If-Match failed: {error_code(err)}", requests
+        )
+    await call("DeleteObject", client.delete_object)
+    try:
+        await call("PutObject", client.put_object, Body=body, IfMatch=etag)
+    except failures as err:
+        if is_precondition_failed(err) or error_code(err) in ("NoSuchKey", "404"):
+            return ProbeResult(
+                True,
+                "If-None-Match: * and If-Match honoured (412 on a taken key and a wrong "
+                "ETag, refused on a missing key)",
+                requests,
+            )
+        raise translate(err, operation="PutObject") from err
+    return ProbeResult(
+        False, "PUT with If-Match on a missing key succeeded (the condition is ignored)", requests
+    )
+
+
 class EndpointProbe:
     """Runs the probe once per store, when its :class:`EndpointCheck` asks for it."""
 
@@ -233,8 +286,8 @@ class EndpointProbe:
         """Probe if asked to, and refuse to write to an endpoint that ignores the condition.
 
         Raises:
-            UnsafeEndpointError: the endpoint ignores ``If-None-Match`` and unsafe
-                endpoints are not allowed.
+            UnsafeEndpointError: the endpoint ignores ``If-None-Match`` or ``If-Match`` and
+                unsafe endpoints are not allowed.
             StorageError: the probe could not run.
         """
         if self.result is None and not self.wanted():
@@ -243,9 +296,10 @@ class EndpointProbe:
         if probe.honoured or self._check.allow_unsafe_endpoint:
             return
         raise UnsafeEndpointError(
-            f"endpoint {self._bucket.settings.endpoint_url} does not honour If-None-Match: * "
-            f"({probe.detail}): two writers of one turn could overwrite each other, so the "
-            f"store refuses to write; pass allow_unsafe_endpoint=True to write anyway",
+            f"endpoint {self._bucket.settings.endpoint_url} does not honour conditional "
+            f"writes ({probe.detail}): two writers of one turn could overwrite each other "
+            f"(If-None-Match: *), or a stale writer overwrite a finished turn (If-Match), so "
+            f"the store refuses to write; pass allow_unsafe_endpoint=True to write anyway",
             operation="PutObject",
             code="IfNoneMatchIgnored",
         )

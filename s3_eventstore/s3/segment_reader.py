@@ -13,6 +13,7 @@ import asyncio
 from typing import TYPE_CHECKING, Final
 
 from s3_eventstore.errors import CorruptObjectError, IntegrityError
+from s3_eventstore.format.keys import parse_segment_name
 from s3_eventstore.format.segment import SegmentIndex, SegmentManifest, frame_manifest
 from s3_eventstore.format.turn import TurnCodec
 from s3_eventstore.s3.cache import SegmentIndexCache
@@ -115,6 +116,46 @@ class SegmentReader:
         index = SegmentIndex.parse(manifest, frame, key=segment.key)
         self.learn_index(segment.key, segment.etag, index)
         return index
+
+    async def index_by_name(
+        self, key: str, size: int, thread_id: str
+    ) -> tuple[str, SegmentIndex] | None:
+        """A segment's ETag and verified index, when only its key and size are known (a
+        stub names them): cached, or one ranged GET of its tail (two for a large index);
+        ``None`` when it is gone.
+
+        Raises:
+            IntegrityError: the index failed verification, or the key is not a segment's.
+            StorageError: a GET failed.
+        """
+        cached = self.indexes.get_any(key)
+        if cached is not None:
+            return cached
+        start = max(0, size - INDEX_TAIL_BYTES)
+        found = await self._bucket.get(key, byte_range=(start, size))
+        if found is None:
+            return None
+        manifest = SegmentManifest.from_metadata(found.metadata, key=key)
+        name = parse_segment_name(key.rsplit("/", 1)[-1])
+        if name is None:
+            raise CorruptObjectError("a stub names an object that is not a segment", key=key)
+        manifest.check_name(name, thread_id, key=key)
+        if manifest.stored_bytes != size or len(found.body) != size - start:
+            raise CorruptObjectError(
+                f"segment is not the {size} bytes its stub says (manifest: "
+                f"{manifest.stored_bytes})",
+                key=key,
+            )
+        if manifest.index_offset >= start:
+            frame = found.body[manifest.index_offset - start :]
+        else:
+            rest = await self._ranged_get(key, found.etag, manifest.index_offset, size)
+            if rest is None:
+                return None
+            frame = rest[0]
+        index = SegmentIndex.parse(manifest, frame, key=key)
+        self.learn_index(key, found.etag, index)
+        return found.etag, index
 
     def learn_index(self, key: str, etag: str, index: SegmentIndex) -> None:
         """Cache an index, and remember its turns as finished: ``append``/``finish_turn`` of

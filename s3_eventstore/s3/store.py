@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Self
 
+from s3_eventstore.errors import TurnAlreadyFinishedError, TurnStreamingError
 from s3_eventstore.format.keys import parse_s3_url
 from s3_eventstore.format.segment import DEFAULT_MAX_SEGMENT_BYTES
 from s3_eventstore.identifiers import check_thread_id, check_turn
@@ -111,6 +112,14 @@ class S3EventStore(EventStore):
             :mod:`s3_eventstore.s3.dictionaries`; fetched on the first ``finish_turn``). Such
             objects need the dictionary to decompress (``zstd -D``); streamed turns are
             written without it. Reading never needs this: manifests name their dictionary.
+        persist_every_events: Persist an open turn by itself (one PUT, during the ``append``
+            that reaches the bound) once it holds this many unpersisted events; ``None``:
+            only :meth:`flush`/:meth:`close` persist. A worker killed without ``close``
+            then loses at most that many events per open turn. Each persist rewrites the
+            turn's open object: ``n/k`` PUTs and about ``n²/2k`` uploaded events per turn.
+        persist_every_bytes: The same, by unpersisted bytes of JSON lines.
+        persist_every_seconds: The same, by the age of the oldest unpersisted event (checked
+            at each ``append``; an idle turn is persisted by ``flush``).
 
     Raises:
         ConfigurationError: bucket, prefix, limits or dictionary id are unusable.
@@ -143,6 +152,9 @@ class S3EventStore(EventStore):
         check_endpoint: bool | None = None,
         allow_unsafe_endpoint: bool = False,
         dictionary_id: str | None = None,
+        persist_every_events: int | None = None,
+        persist_every_bytes: int | None = None,
+        persist_every_seconds: float | None = None,
     ) -> None:
         config = StoreConfig.from_options(
             bucket,
@@ -167,6 +179,9 @@ class S3EventStore(EventStore):
             check_endpoint=check_endpoint,
             allow_unsafe_endpoint=allow_unsafe_endpoint,
             dictionary_id=dictionary_id,
+            persist_every_events=persist_every_events,
+            persist_every_bytes=persist_every_bytes,
+            persist_every_seconds=persist_every_seconds,
         )
         self.config = config
         """The validated configuration, grouped."""
@@ -204,7 +219,7 @@ class S3EventStore(EventStore):
             self.objects,
             self.layout,
             self._open_turns,
-            self.reader.turns,
+            self.reader,
             self._probe,
             config.write,
         )
@@ -263,8 +278,14 @@ class S3EventStore(EventStore):
         await self.open()
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+    async def __aexit__(self, exc_type: object, *exc_info: object) -> None:
+        if exc_type is None:
+            await self.close()
+            return
+        try:  # the body raised: persist what can be, without hiding its exception
+            await self.close()
+        except Exception as err:  # noqa: BLE001 - logged; the body's exception propagates
+            logger.warning("closing S3EventStore after an error: %s", err)
 
     async def open(self) -> None:
         """Create the S3 client now rather than on the first request.
@@ -274,21 +295,68 @@ class S3EventStore(EventStore):
         """
         await self.objects.open()
 
-    async def close(self) -> None:
-        """Close the client if this store created it. Open turns are kept in memory.
+    async def close(self, *, flush: bool = True) -> None:
+        """Persist open turns (unless ``flush=False``), then close the client if this store
+        created it.
 
-        Buffered events of turns that were never finished are lost when the process ends:
-        a warning is logged when any remain. Streamed turns stop uploading after their
-        in-flight part (their multipart uploads stay until finished, discarded or expired
-        by the bucket's lifecycle rule).
+        With ``flush`` (the default) every open turn's buffered events are persisted as in
+        :meth:`flush` — a later store, in any process, continues the turns — until each is
+        persisted or refused (another writer finished it: its events are handed back in
+        the first such error, after the client is closed). With ``flush=False`` they are
+        dropped with the store (a warning is logged). Streamed turns cannot be suspended:
+        they stop uploading after their in-flight part (their multipart uploads stay until
+        finished, discarded or expired by the bucket's lifecycle rule).
+
+        Args:
+            flush: Persist open turns first (default ``True``).
+
+        Raises:
+            TurnAlreadyFinishedError: another writer finished one of the open turns.
+            StorageError: persisting failed; the turns stay open here (the client is
+                closed all the same; a later call reopens it).
         """
-        pending = self._open_turns.count()
-        if pending:
-            logger.warning("closing S3EventStore with %d open turn(s) not finished", pending)
-        for open_turn in self._open_turns.all():
-            if open_turn.stream is not None:
-                await open_turn.stream.stop()
-        await self.objects.close()
+        first: BaseException | None = None
+        try:
+            while flush:
+                try:
+                    await self.writer.flush()
+                    break
+                except TurnAlreadyFinishedError as err:
+                    first = first or err  # that turn is dropped: flush the others
+                except TurnStreamingError:
+                    break
+            pending = sum(1 for turn in self._open_turns.all() if turn.events or turn.stream)
+            if pending:
+                logger.warning("closing S3EventStore with %d open turn(s) not persisted", pending)
+            for open_turn in self._open_turns.all():
+                if open_turn.stream is not None:
+                    await open_turn.stream.stop()
+        finally:
+            await self.objects.close()
+        if first is not None:
+            raise first
+
+    async def flush(self) -> None:
+        """Persist the buffered events of every turn open in this store, now.
+
+        Each open turn with events not yet persisted costs one PutObject (its open turn
+        object, docs/FORMAT.md section 10); turns with nothing new cost nothing. A turn
+        another store persisted first costs a GET and one more PUT (the events are merged:
+        the persisted ones first). Afterwards any store on the same bucket and prefix sees
+        the turns (``finished=False``) and continues them, and a crash of this process
+        loses none of their events.
+
+        Raises:
+            TurnAlreadyFinishedError: another writer finished one of the turns: its events
+                here are in ``unwritten_events`` and the turn is dropped; turns after it (in
+                thread, turn order) were not flushed yet: call ``flush`` again.
+            TurnStreamingError: a streamed turn (one that outgrew ``max_turn_buffer_bytes``)
+                cannot be suspended; every other open turn was persisted.
+            UnsafeEndpointError: the endpoint ignores conditional writes.
+            StorageError: a request failed; the turns stay open here, nothing is lost
+                (calling ``flush`` again writes each event once).
+        """
+        await self.writer.flush()
 
     @property
     def buffered_bytes(self) -> int:
@@ -515,8 +583,12 @@ class S3EventStore(EventStore):
             StorageError: a request failed.
         """
         folder = self.layout.thread_folder(check_thread_id(thread_id))
-        keys = [obj.key for obj in await self.objects.list_all(folder)]
-        await self.objects.delete_keys(keys)
+        listed = [obj.key for obj in await self.objects.list_all(folder)]
+        # Turn keys first, segments last: a stub never outlives its segment, so a read
+        # racing the clear never meets a stub whose segment is gone for good.
+        segments = [key for key in listed if self.layout.parse_segment_key(key, thread_id)]
+        await self.objects.delete_keys([key for key in listed if key not in set(segments)])
+        await self.objects.delete_keys(segments)
         await self._forget_thread(thread_id, folder)
 
     async def _forget_thread(self, thread_id: str, folder: str) -> None:
@@ -593,8 +665,8 @@ class S3EventStore(EventStore):
 
     @property
     def _fetch(self) -> Callable[[str, str, int], Awaitable[Any]]:
-        return self.reader.turns.fetch
+        return self.reader.turns.fetch_key
 
     @_fetch.setter
     def _fetch(self, value: Callable[[str, str, int], Awaitable[Any]]) -> None:
-        setattr(self.reader.turns, "fetch", value)  # noqa: B010 - an instance-level patch
+        setattr(self.reader.turns, "fetch_key", value)  # noqa: B010 - an instance-level patch

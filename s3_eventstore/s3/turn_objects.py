@@ -9,7 +9,8 @@ cache only for the very object version (ETag) it was read from.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 from s3_eventstore.errors import (
     ConfigurationError,
@@ -18,6 +19,7 @@ from s3_eventstore.errors import (
     IntegrityError,
     StorageError,
 )
+from s3_eventstore.format.lifecycle import Stub, open_manifest
 from s3_eventstore.format.manifest import TurnManifest
 from s3_eventstore.format.stream import TRAILER_BYTES, StreamHeader, is_streamed, read_manifest
 from s3_eventstore.format.turn import TurnCodec
@@ -26,20 +28,40 @@ from s3_eventstore.s3.config import ENCODE_IN_THREAD_BYTES
 from s3_eventstore.s3.dictionaries import fetch_dictionary
 
 if TYPE_CHECKING:
+    from s3_eventstore.envelope import AgentEventEnvelope
+
+if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from s3_eventstore.envelope import AgentEventEnvelope
     from s3_eventstore.format.dictionary import TrainedDictionary
     from s3_eventstore.format.keys import KeyLayout
     from s3_eventstore.s3.bucket import Bucket
     from s3_eventstore.s3.listing import ListedTurn
+    from s3_eventstore.s3.objects import ObjectHead
     from s3_eventstore.s3.open_turns import OpenTurns
 
-__all__ = ["FetchedTurn", "TurnObjects"]
+__all__ = ["FetchedKey", "FetchedTurn", "TurnObjects"]
 
 FetchedTurn = tuple[bytes, str, TurnManifest, bool]
 """A turn object as GET returned it: body, ETag, manifest (not yet verified against the
 body) and whether it is streamed (its body ends with the manifest trailer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedKey:
+    """What a GET of a turn key found (docs/FORMAT.md 10.2): an open or finished turn
+    object, verified and decoded, or a stub (its events are in the segment it names)."""
+
+    kind: Literal["open", "finished", "stub"]
+    """The turn's state."""
+    etag: str
+    """The object's ETag."""
+    events: tuple[AgentEventEnvelope, ...] = ()
+    """The events (none for a stub)."""
+    writer: str | None = None
+    """The writer id of the write that made the object (a stub repeats the finish's)."""
+    stub: Stub | None = None
+    """What a stub says."""
 
 
 class TurnObjects:
@@ -59,7 +81,10 @@ class TurnObjects:
         self._layout = layout
         self._open_turns = open_turns
         self.manifests = ManifestCache(manifest_cache_size)
-        """Manifests by key, valid for one ETag."""
+        """Manifests of finished turn objects by key, valid for one ETag."""
+        self.open_manifests = ManifestCache(manifest_cache_size)
+        """Manifests of open turn objects by key, valid for one ETag (each write of an open
+        object has its own)."""
         self._dictionaries: dict[str, TrainedDictionary] = {}
         self._dictionary_lock = asyncio.Lock()
 
@@ -80,6 +105,57 @@ class TurnObjects:
         self.manifests.put(key, etag, manifest)
         self._open_turns.remember_finished(thread_id, turn)
         return tuple(events)
+
+    async def fetch_key(self, key: str, thread_id: str, turn: int) -> FetchedKey | None:
+        """GET a turn key: ``None`` when absent; else what is there, verified and decoded.
+
+        Raises:
+            IntegrityError: the object failed verification.
+            StorageError: the GET failed.
+        """
+        found = await self._bucket.get(key)
+        if found is None:
+            return None
+        stub = Stub.from_metadata(found.metadata, key=key)
+        if stub is not None:
+            stub.check_key(thread_id, turn, key=key)
+            self._open_turns.remember_finished(thread_id, turn)
+            return FetchedKey("stub", found.etag, writer=stub.writer, stub=stub)
+        opened = open_manifest(found.metadata, key=key)
+        if opened is not None:
+            events = await self.decode(found.body, opened, key, thread_id, turn)
+            self.open_manifests.put(key, found.etag, opened)
+            return FetchedKey("open", found.etag, tuple(events), opened.writer)
+        manifest = read_manifest(found.metadata, found.body, key=key)
+        events = await self.decode(found.body, manifest, key, thread_id, turn)
+        self.manifests.put(key, found.etag, manifest)
+        self._open_turns.remember_finished(thread_id, turn)
+        return FetchedKey("finished", found.etag, tuple(events), manifest.writer)
+
+    async def object_manifest(self, item: ListedTurn) -> tuple[TurnManifest, bool] | None:
+        """A listed turn object's manifest and whether it is open: cached for its ETag, or
+        one HEAD (``None`` when it vanished since the LIST).
+
+        Raises:
+            IntegrityError: the manifest is missing or malformed.
+            StorageError: the HEAD failed.
+        """
+        cached = self.manifests.get(item.key, item.etag)
+        if cached is not None:
+            return cached, False
+        opened = self.open_manifests.get(item.key, item.etag)
+        if opened is not None:
+            return opened, True
+        head = await self._bucket.head(item.key)
+        if head is None or head.etag != item.etag:
+            return None  # changed since the LIST (finished, compacted, cleared): list again
+        opened = open_manifest(head.metadata, key=item.key)
+        if opened is not None:
+            self.open_manifests.put(item.key, head.etag, opened)
+            return opened, True
+        _, manifest = await self._manifest_from_head(item.key, head, strict=True)
+        assert manifest is not None  # strict: a bad manifest raised
+        return manifest, False
 
     async def fetch_object(self, key: str) -> FetchedTurn | None:
         """GET one turn object without verifying its body; ``None`` if it does not exist.
@@ -178,6 +254,11 @@ class TurnObjects:
         head = await self._bucket.head(key)
         if head is None:
             return None
+        return await self._manifest_from_head(key, head, strict=strict)
+
+    async def _manifest_from_head(
+        self, key: str, head: ObjectHead, *, strict: bool
+    ) -> tuple[str, TurnManifest | None]:
         etag, metadata = head.etag, head.metadata
         try:
             header = StreamHeader.from_metadata(metadata, key=key)
@@ -233,3 +314,4 @@ class TurnObjects:
     def forget(self, folder: str) -> None:
         """Forget the manifests under a thread folder (a cleared thread)."""
         self.manifests.discard_prefix(folder)
+        self.open_manifests.discard_prefix(folder)

@@ -16,7 +16,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from s3_eventstore.errors import IntegrityError
+from s3_eventstore.errors import CorruptObjectError, IntegrityError
+from s3_eventstore.format.lifecycle import STUB_BODY, Stub, open_manifest
 from s3_eventstore.format.stream import read_manifest
 from s3_eventstore.identifiers import check_thread_id
 from s3_eventstore.s3.listing import ListedSegment
@@ -145,13 +146,43 @@ async def _check(store: StoreParts, tally: _Tally, key: str, thread_id: str, tur
     tally.objects_checked += 1
     tally.bytes_read += len(body)
     try:
-        manifest = read_manifest(found.metadata, body, key=key)
+        stub = Stub.from_metadata(found.metadata, key=key)
+        if stub is not None:
+            await _check_stub(store, key, body, stub, thread_id, turn)
+            tally.ok += 1
+            return
+        manifest = open_manifest(found.metadata, key=key) or read_manifest(
+            found.metadata, body, key=key
+        )
         events = await store.reader.turns.decode(body, manifest, key, thread_id, turn)
     except IntegrityError as err:
         tally.problems.append(VerifyProblem(key, type(err).__name__, str(err)))
         return
     tally.ok += 1
     tally.events += len(events)
+
+
+async def _check_stub(
+    store: StoreParts, key: str, body: bytes, stub: Stub, thread_id: str, turn: int
+) -> None:
+    """A stub (docs/FORMAT.md 10.2) names its own key's turn, and a segment that exists and
+    holds that turn with the stub's checksum (the segment itself is verified on its own).
+
+    Raises:
+        CorruptObjectError: any of that does not hold.
+    """
+    stub.check_key(thread_id, turn, key=key)
+    if body != STUB_BODY:
+        raise CorruptObjectError("a stub's body is not the empty skippable frame", key=key)
+    segment_key = store.layout.thread_folder(thread_id) + stub.segment
+    found = await store.reader.segments.index_by_name(segment_key, stub.segment_bytes, thread_id)
+    entry = None if found is None else found[1].entry(turn)
+    if entry is None or entry.manifest.sha256 != stub.sha256:
+        raise CorruptObjectError(
+            f"the stub's segment {stub.segment} is missing or does not hold turn {turn} "
+            f"with sha256 {stub.sha256}",
+            key=key,
+        )
 
 
 async def _check_segment(

@@ -1,9 +1,11 @@
-"""The write path: appends into open turns, streaming of large turns, the finish protocol.
+"""The write path: appends into open turns, streaming of large turns, suspension (flush)
+and the finish protocol.
 
-``append`` buffers in memory (no request); ``finish_turn`` encodes the turn and PUTs it
-once with ``If-None-Match: *`` (``put(mode="create")``), so exactly one writer can ever
-finish a turn; a retry after a lost response recognises its own object by writer id and
-checksum. Bounded memory: a turn whose buffer reaches ``max_turn_buffer_bytes`` is
+``append`` buffers in memory (no request); ``flush`` persists open turns as open turn
+objects and ``finish_turn`` seals a turn, each with one conditional PUT on the turn key
+when nobody else wrote it (docs/FORMAT.md section 10; the decisions after a failed
+condition are :mod:`s3_eventstore.s3.suspension`'s), so exactly one writer can ever
+finish a turn and a retry after a lost response recognises its own write. Bounded memory: a turn whose buffer reaches ``max_turn_buffer_bytes`` is
 streamed to S3 as a multipart upload while appends continue
 (:mod:`s3_eventstore.s3.multipart`), and ``append`` refuses, with ``BufferLimitError``,
 to take the store's buffered bytes over ``max_buffer_bytes``.
@@ -17,15 +19,24 @@ import time
 from typing import TYPE_CHECKING
 
 from s3_eventstore.envelope import AgentEventEnvelope
-from s3_eventstore.errors import PreconditionFailedError, StorageError, TurnAlreadyFinishedError
+from s3_eventstore.errors import (
+    StorageError,
+    TurnAlreadyFinishedError,
+    TurnFinishedError,
+    TurnStreamingError,
+)
+from s3_eventstore.format.lifecycle import encode_open
 from s3_eventstore.format.stream import TurnStreamEncoder
 from s3_eventstore.format.turn import TurnCodec
 from s3_eventstore.identifiers import check_thread_id, check_turn
 from s3_eventstore.memory import check_envelope
 from s3_eventstore.s3.config import ENCODE_IN_THREAD_BYTES
 from s3_eventstore.s3.multipart import StreamedTurn
+from s3_eventstore.s3.suspension import resolve, write_turn
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from s3_eventstore.format.keys import KeyLayout
     from s3_eventstore.format.manifest import TurnManifest
     from s3_eventstore.format.turn import EncodedTurn
@@ -34,7 +45,8 @@ if TYPE_CHECKING:
     from s3_eventstore.s3.config import WriteOptions
     from s3_eventstore.s3.open_turns import OpenTurns
     from s3_eventstore.s3.probe import EndpointProbe
-    from s3_eventstore.s3.turn_objects import TurnObjects
+    from s3_eventstore.s3.reader import ThreadReader
+    from s3_eventstore.s3.suspension import WriteMode, WriteResult
 
 __all__ = ["TurnWriter"]
 
@@ -48,7 +60,7 @@ class TurnWriter:
         bucket: The bucket seam.
         layout: The store's key layout.
         open_turns: The store's open turns.
-        turns: Turn-object reads (a finish retry HEADs its key; manifests are cached there).
+        reader: The read path (a write whose condition failed reads the turn key there).
         probe: The endpoint probe run before the first write when configured.
         options: Compression level, buffer limits, multipart part size, dictionary.
     """
@@ -58,16 +70,20 @@ class TurnWriter:
         bucket: Bucket,
         layout: KeyLayout,
         open_turns: OpenTurns,
-        turns: TurnObjects,
+        reader: ThreadReader,
         probe: EndpointProbe,
         options: WriteOptions,
     ) -> None:
         self._bucket = bucket
         self._layout = layout
         self._open_turns = open_turns
-        self._turns = turns
+        self._reader = reader
+        self._turns = reader.turns
         self._probe = probe
         self._codec = TurnCodec(options.compression_level)
+        self._open_codec = TurnCodec(options.compression_level)  # open objects: no dictionary
+        self.persist = options.persist
+        """Automatic persistence of open turns (``None``: only ``flush``/``close``)."""
         self.max_turn_buffer_bytes = options.max_turn_buffer_bytes
         """JSON-line bytes one turn buffers before it is streamed to S3."""
         self.multipart_part_bytes = options.multipart_part_bytes
@@ -94,6 +110,8 @@ class TurnWriter:
             or open_turn.sealing is not None
             or open_turn.stream is not None
             or type(envelope) is not AgentEventEnvelope
+            or self.persist is not None
+            or open_turn.persistence.needs_check
         ):
             return False
         size = envelope.wire_size + 1
@@ -126,34 +144,117 @@ class TurnWriter:
         envelope: AgentEventEnvelope,
         open_turn: OpenTurn | None,
     ) -> None:
-        """Everything but the hot path: new or sealing turns, streaming, limits."""
+        """Everything but the hot path: new or sealing turns, streaming, limits, automatic
+        persistence, and turns whose state must be checked first."""
         if open_turn is None or open_turn.sealing is not None:
             check_thread_id(thread_id)
             check_turn(turn)
             self._layout.thread_folder(thread_id)  # refuse ids whose keys cannot exist, now
-            open_turn = await self._open_turns.open_for_append(thread_id, turn)
+            open_turn = await self._open_for_append(thread_id, turn)
+        elif open_turn.persistence.needs_check:
+            await self._check_own_finish(open_turn)
         if open_turn.stream is not None:
             await self._append_streamed(open_turn, open_turn.stream, envelope)
             return
         size = envelope.wire_size + 1
         stream = None
-        if open_turn.buffered_bytes + size >= self.max_turn_buffer_bytes:
-            if self._probe.stream_probe_pending():
-                # Once per store, before the first stream: does completion honour
-                # If-None-Match? The turn may change while the probe runs: start over.
-                await self._probe.probe_multipart()
-                await self.append(thread_id, turn, envelope)
-                return
-            self._probe.check_stream_allowed(  # may refuse: before anything is recorded
-                f"turn {turn} of thread {thread_id!r}", self.max_turn_buffer_bytes
-            )
-            stream = self._new_stream(open_turn)  # may refuse: before anything is recorded
-        self._open_turns.budget.reserve(size)
+        try:
+            if open_turn.buffered_bytes + size >= self.max_turn_buffer_bytes:
+                if self._probe.stream_probe_pending():
+                    # Once per store, before the first stream: does completion honour
+                    # If-None-Match? The turn may change while the probe runs: start over.
+                    await self._probe.probe_multipart()
+                    await self.append(thread_id, turn, envelope)
+                    return
+                self._probe.check_stream_allowed(  # may refuse: before anything is recorded
+                    f"turn {turn} of thread {thread_id!r}", self.max_turn_buffer_bytes
+                )
+                stream = self._new_stream(open_turn)  # may refuse: before anything is recorded
+            self._open_turns.budget.reserve(size)
+        except BaseException:
+            self._open_turns.drop_if_unused(open_turn)  # a refused append leaves no turn
+            raise
         open_turn.add(envelope)
+        if not open_turn.pending_since:
+            open_turn.pending_since = open_turn.last_append_at
         if stream is not None:
             self._start_streaming(open_turn, stream)
+        elif self.persist is not None and self.persist.due(
+            len(open_turn.events),
+            open_turn.buffered_bytes,
+            open_turn.pending_since,
+            open_turn.last_append_at,
+        ):
+            await self._persist_now(open_turn, envelope)
+
+    async def _open_for_append(self, thread_id: str, turn: int) -> OpenTurn:
+        """The open turn to append to. A turn this store believes finished is re-checked
+        first (one HEAD): another store may have cleared the thread since.
+
+        Raises:
+            TurnFinishedError: the turn is finished (or compacted).
+        """
+        try:
+            return await self._open_turns.open_for_append(thread_id, turn)
+        except TurnFinishedError:
+            key = self._layout.turn_key(thread_id, turn)
+            head = await self._bucket.head(key)
+            if head is not None and not self._reader.is_open_object(head.metadata):
+                raise
+            self._open_turns.forget_finished(thread_id, turn)
+            return await self._open_turns.open_for_append(thread_id, turn)
+
+    async def _check_own_finish(self, open_turn: OpenTurn) -> None:
+        """After a ``finish_turn`` that may have landed (it raised), read the key once: if
+        this store's finish sealed the turn, the append is refused (and a later
+        ``finish_turn`` succeeds).
+
+        Raises:
+            TurnFinishedError: this store's own earlier finish sealed the turn.
+        """
+        persistence = open_turn.persistence
+        async with persistence.lock:
+            state = await self._reader.read_key(open_turn.thread_id, open_turn.turn)
+            self._forget_front(open_turn, resolve(persistence, state, tuple(open_turn.events)))
+            own = state.writer is not None and state.writer in persistence.finish_ids
+            persistence.own_finished = own and state.kind in ("finished", "stub")
+            if persistence.own_finished:
+                self._forget_front(open_turn, len(open_turn.events))
+                raise TurnFinishedError(open_turn.thread_id, open_turn.turn)
+
+    def _forget_front(self, open_turn: OpenTurn, count: int) -> None:
+        self._open_turns.budget.release(open_turn.take_front(count))
+
+    async def _persist_now(self, open_turn: OpenTurn, envelope: AgentEventEnvelope) -> None:
+        """Automatic persistence, best effort: a storage failure leaves the events buffered
+        (the next persist, flush or finish writes them, once)."""
+        try:
+            await self._probe.before_write()
+            await self.write(open_turn, "open")
+        except TurnAlreadyFinishedError as err:
+            self._open_turns.drop(open_turn)
+            self._open_turns.remember_finished(open_turn.thread_id, open_turn.turn)
+            unwritten = tuple(event for event in err.unwritten_events if event is not envelope)
+            raise TurnFinishedError(
+                open_turn.thread_id, open_turn.turn, unwritten_events=unwritten
+            ) from None
+        except StorageError as err:
+            logger.warning(
+                "could not persist turn %d of thread %r (it stays buffered): %s",
+                open_turn.turn,
+                open_turn.thread_id,
+                err,
+            )
 
     def _new_stream(self, open_turn: OpenTurn) -> StreamedTurn:
+        if open_turn.persistence.known_persisted:
+            raise TurnStreamingError(
+                f"turn {open_turn.turn} of thread {open_turn.thread_id!r} has persisted "
+                f"events (an open turn object) and cannot be streamed: finish it, or raise "
+                f"max_turn_buffer_bytes; the event was not recorded",
+                thread_id=open_turn.thread_id,
+                turn=open_turn.turn,
+            )
         encoder = TurnStreamEncoder(
             open_turn.thread_id, open_turn.turn, level=self._codec.level, writer=open_turn.writer
         )
@@ -198,7 +299,7 @@ class TurnWriter:
     # --- finish -------------------------------------------------------------------------
 
     async def finish_turn(self, thread_id: str, turn: int) -> None:
-        """Write the turn as one immutable object (see ``S3EventStore.finish_turn``)."""
+        """Seal the turn in one immutable object (see ``S3EventStore.finish_turn``)."""
         check_thread_id(thread_id)
         check_turn(turn)
         key = self._layout.turn_key(thread_id, turn)
@@ -207,10 +308,9 @@ class TurnWriter:
             await self._probe.before_write()
             if open_turn.stream is not None:
                 etag, manifest = await self._complete_stream(key, open_turn, open_turn.stream)
+                self._turns.manifests.put(key, etag, manifest)
             else:
-                encoded = await self._encode(open_turn)
-                etag = await self._put_turn(key, encoded, open_turn)
-                manifest = encoded.manifest
+                await self.write(open_turn, "finished")
         except TurnAlreadyFinishedError:
             self._open_turns.drop(open_turn)
             self._open_turns.remember_finished(thread_id, turn)
@@ -218,24 +318,101 @@ class TurnWriter:
         except BaseException:
             self._open_turns.unseal(open_turn)
             raise
-        self._turns.manifests.put(key, etag, manifest)
         self._open_turns.drop(open_turn)
         self._open_turns.remember_finished(thread_id, turn)
 
-    async def _encode(self, open_turn: OpenTurn) -> EncodedTurn:
+    async def flush(self) -> None:
+        """Persist every open turn's buffered events (see ``S3EventStore.flush``)."""
+        streamed: list[OpenTurn] = []
+        for open_turn in sorted(self._open_turns.all(), key=lambda t: (t.thread_id, t.turn)):
+            if open_turn.stream is not None:
+                streamed.append(open_turn)
+                continue
+            if not open_turn.events or open_turn.sealing is not None:
+                continue  # nothing to persist, or a finish_turn is writing it now
+            await self._probe.before_write()
+            try:
+                await self.write(open_turn, "open")
+            except TurnAlreadyFinishedError:
+                self._open_turns.drop(open_turn)
+                self._open_turns.remember_finished(open_turn.thread_id, open_turn.turn)
+                raise
+        if streamed:
+            first = streamed[0]
+            raise TurnStreamingError(
+                f"{len(streamed)} open turn(s) are streamed (they outgrew "
+                f"max_turn_buffer_bytes) and cannot be suspended, e.g. turn {first.turn} of "
+                f"thread {first.thread_id!r}: finish or discard them (every other open turn "
+                f"was persisted)",
+                thread_id=first.thread_id,
+                turn=first.turn,
+            )
+
+    async def write(self, open_turn: OpenTurn, mode: WriteMode) -> WriteResult:
+        """Persist (``open``) or seal (``finished``) an open turn: conditional PUTs on its
+        key until one holds (docs/FORMAT.md 10.4). Persisted events leave the buffer.
+
+        Raises:
+            TurnAlreadyFinishedError: another writer sealed the turn.
+            StorageError: a request failed (the outcome is resolved by the next write).
+        """
+        key = self._layout.turn_key(open_turn.thread_id, open_turn.turn)
+
+        cache = self._turns.open_manifests if mode == "open" else self._turns.manifests
+
+        async def put(
+            events: Sequence[AgentEventEnvelope], writer: str, if_match: str | None
+        ) -> str:
+            encoded = await self._encode(open_turn, events, writer, mode)
+            etag = await self._bucket.put(
+                key,
+                encoded.body,
+                mode="create" if if_match is None else "overwrite",
+                if_match=if_match,
+                metadata=encoded.metadata,
+            )
+            cache.put(key, etag, encoded.manifest)  # counting it needs no HEAD now
+            return etag
+
+        async with open_turn.persistence.lock:
+            result = await write_turn(
+                open_turn.persistence,
+                mode,
+                pending=lambda: open_turn.events,
+                drop=lambda count: self._forget_front(open_turn, count),
+                put=put,
+                read_key=lambda: self._reader.read_key(open_turn.thread_id, open_turn.turn),
+                thread_id=open_turn.thread_id,
+                turn=open_turn.turn,
+                key=key,
+            )
+            self._forget_front(open_turn, result.written)
+            return result
+
+    async def _encode(
+        self,
+        open_turn: OpenTurn,
+        events: Sequence[AgentEventEnvelope],
+        writer: str,
+        mode: WriteMode,
+    ) -> EncodedTurn:
+        thread_id, turn = open_turn.thread_id, open_turn.turn
+        if mode == "open":
+            codec = self._open_codec
+            if sum(event.wire_size for event in events) < ENCODE_IN_THREAD_BYTES:
+                return encode_open(codec, thread_id, turn, events, writer=writer)
+            private = TurnCodec(codec.level)  # zstd compressors are not thread-safe
+            return await asyncio.to_thread(
+                encode_open, private, thread_id, turn, events, writer=writer
+            )
         if self.dictionary_id is not None and self._codec.dictionary is None:
             dictionary = await self._turns.writing_dictionary(self.dictionary_id)
             self._codec = TurnCodec(self._codec.level, dictionary)
-        events = tuple(open_turn.events)
-        if open_turn.buffered_bytes < ENCODE_IN_THREAD_BYTES:
-            return self._codec.encode(
-                open_turn.thread_id, open_turn.turn, events, writer=open_turn.writer
-            )
+        if sum(event.wire_size for event in events) < ENCODE_IN_THREAD_BYTES:
+            return self._codec.encode(thread_id, turn, events, writer=writer)
         # A private codec: zstd compressors must not be used by two threads at once.
         codec = TurnCodec(self._codec.level, self._codec.dictionary)
-        return await asyncio.to_thread(
-            codec.encode, open_turn.thread_id, open_turn.turn, events, writer=open_turn.writer
-        )
+        return await asyncio.to_thread(codec.encode, thread_id, turn, events, writer=writer)
 
     async def _complete_stream(
         self, key: str, open_turn: OpenTurn, stream: StreamedTurn
@@ -271,29 +448,3 @@ class TurnWriter:
             )
         await stream.abort()
         raise TurnAlreadyFinishedError(open_turn.thread_id, open_turn.turn, key=key)
-
-    async def _put_turn(self, key: str, encoded: EncodedTurn, open_turn: OpenTurn) -> str:
-        """PUT with If-None-Match; returns the ETag, or raises TurnAlreadyFinishedError."""
-        for _ in range(3):
-            try:
-                return await self._bucket.put(
-                    key, encoded.body, mode="create", metadata=encoded.metadata
-                )
-            except PreconditionFailedError:
-                pass
-            existing = await self._turns.head_manifest(key, strict=False)
-            if existing is None:
-                continue  # deleted since the 412 (a concurrent clear): try the PUT again
-            etag, manifest = existing
-            if manifest is not None and (
-                manifest.writer == encoded.manifest.writer
-                and manifest.sha256 == encoded.manifest.sha256
-            ):
-                logger.info("finish_turn retry found its own object %s", key)
-                return etag
-            raise TurnAlreadyFinishedError(
-                open_turn.thread_id, open_turn.turn, unwritten_events=open_turn.events, key=key
-            )
-        raise StorageError(
-            f"PutObject {key} kept meeting a vanishing object", operation="PutObject"
-        )

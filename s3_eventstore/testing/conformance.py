@@ -1,7 +1,9 @@
 """EventStoreConformance: the agent-sdk EventStore contract as one reusable test class.
 
 Every implementation runs this suite unchanged. A subclass named ``Test...`` provides
-an async ``store`` fixture yielding a fresh, empty store; the suite does the rest.
+an async ``store`` fixture yielding a fresh, empty store, and a ``reopen`` fixture: a
+factory of *fresh stores on the same backend* (what another process, or the next run of a
+serverless worker, opens), used by the suspension rules; the suite does the rest.
 The agent-sdk vectors are loaded by :func:`load_agent_sdk_vectors` (``$AGENT_SDK_FIXTURES``
 or the repository's ``tests/fixtures/agent-sdk``); missing vectors fail the vector tests,
 they never skip. Outside this repository, set ``AGENT_SDK_FIXTURES`` or override the
@@ -27,10 +29,12 @@ from s3_eventstore.errors import (
 )
 from s3_eventstore.identifiers import TURN_MAX, check_thread_id
 from s3_eventstore.store import EventStore
+from s3_eventstore.testing.suspension import SuspensionRules
 from s3_eventstore.testing.vectors import AgentSdkVectors, load_agent_sdk_vectors
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
 
 __all__ = ["EventStoreConformance", "HookedEventStore", "make_event"]
 
@@ -70,8 +74,9 @@ def as_json(turns: list[StoredTurnEvents]) -> list[dict[str, Any]]:
     return [turn.to_dict() for turn in turns]
 
 
-class EventStoreConformance:
-    """The contract. Subclasses provide an async ``store`` fixture yielding an empty store."""
+class EventStoreConformance(SuspensionRules):
+    """The contract. Subclasses provide an async ``store`` fixture yielding an empty store,
+    and a ``reopen`` fixture (see :class:`SuspensionRules`)."""
 
     # --- hooks ------------------------------------------------------------------------
 
@@ -358,12 +363,14 @@ class HookedEventStore(EventStore):
         before_read: Callable[[str], Awaitable[object]] | None = None,
     ) -> None:
         self.inner = inner
-        self._after_finish = after_finish
-        self._before_read = before_read
+        self.after_finish = after_finish
+        """The hook run after every ``finish_turn``."""
+        self.before_read = before_read
+        """The hook run before every read."""
 
     async def _read_hook(self, thread_id: str) -> None:
-        if self._before_read is not None and _valid_thread_id(thread_id):
-            await self._before_read(thread_id)
+        if self.before_read is not None and _valid_thread_id(thread_id):
+            await self.before_read(thread_id)
 
     async def append(self, thread_id: str, turn: int, envelope: AgentEventEnvelope) -> None:
         """As the inner store."""
@@ -375,8 +382,8 @@ class HookedEventStore(EventStore):
         try:
             await self.inner.finish_turn(thread_id, turn)
         finally:
-            if self._after_finish is not None and _valid_thread_id(thread_id):
-                await self._after_finish(thread_id)
+            if self.after_finish is not None and _valid_thread_id(thread_id):
+                await self.after_finish(thread_id)
 
     async def get_turn(self, thread_id: str, turn: int) -> StoredTurnEvents | None:
         """The ``before_read`` hook, then as the inner store."""
@@ -401,6 +408,14 @@ class HookedEventStore(EventStore):
     async def clear(self, thread_id: str) -> None:
         """As the inner store."""
         await self.inner.clear(thread_id)
+
+    async def flush(self) -> None:
+        """As the inner store."""
+        await self.inner.flush()
+
+    async def close(self, *, flush: bool = True) -> None:
+        """As the inner store."""
+        await self.inner.close(flush=flush)
 
 
 def _valid_thread_id(thread_id: object) -> bool:

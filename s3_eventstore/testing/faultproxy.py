@@ -315,6 +315,8 @@ class FaultProxy:
         self._stopping: asyncio.Event | None = None
         self._startup_error: BaseException | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight = 0
+        self._idle = threading.Condition(self._lock)
 
     # --- lifecycle --------------------------------------------------------------------
 
@@ -397,6 +399,17 @@ class FaultProxy:
                 dict(sorted(self._faults_by_operation.items())),
                 dict(sorted(self._response_bytes.items())),
             )
+
+    def in_flight(self) -> int:
+        """Requests received and not yet answered (held, delayed or being forwarded)."""
+        with self._lock:
+            return self._in_flight
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Block until no request is in flight (a delayed write has landed or failed);
+        False on timeout. Tests call it before they look at what landed."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
     def reset_stats(self) -> None:
         """Zero every counter."""
@@ -495,6 +508,16 @@ class FaultProxy:
 
     async def _handle(self, request: _Request, writer: asyncio.StreamWriter) -> bool:
         """Serve one request; returns whether the client connection stays usable."""
+        with self._lock:
+            self._in_flight += 1
+        try:
+            return await self._handle_counted(request, writer)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    async def _handle_counted(self, request: _Request, writer: asyncio.StreamWriter) -> bool:
         info = request.info()
         kind, gate = self._decide(info)
         if gate is not None:
