@@ -23,7 +23,7 @@ from s3_eventstore import (
     TurnFinishedError,
     TurnStreamingError,
 )
-from s3_eventstore.errors import StorageError
+from s3_eventstore.errors import StorageError, UnsafeEndpointError
 from s3_eventstore.testing.conformance import make_event
 from s3_eventstore.testing.faultproxy import FaultKind, FaultProxy
 from tests.conftest import all_keys
@@ -379,3 +379,28 @@ async def test_request_costs_of_suspension(s3_server: EmbeddedS3Server, bucket: 
 async def _client(store: S3EventStore) -> Any:
     await store.open()
     return store.client
+
+
+async def test_an_endpoint_that_ignores_if_match_is_refused_before_any_write(
+    s3_server: EmbeddedS3Server, bucket: str, proxy: FaultProxy, backdoor: Any
+) -> None:
+    # The probe's If-Match checks run after its If-None-Match ones: strip only If-Match.
+    proxy.plan_next(
+        FaultKind.STRIP_CONDITIONS,
+        count=10,
+        match=lambda info: info.header("If-Match") is not None,
+    )
+    async with S3EventStore(
+        bucket,
+        "archive/v1",
+        endpoint_url=proxy.endpoint_url,
+        session=s3_server.session(),
+        check_endpoint=True,
+    ) as writer:
+        await writer.append("t", 1, make_event(0))
+        with pytest.raises(UnsafeEndpointError, match="does not honour conditional writes"):
+            await writer.flush()
+        assert writer.endpoint_probe is not None
+        assert "If-Match" in writer.endpoint_probe.detail
+        assert all_keys(backdoor, bucket, "archive/v1/threads/") == [], "nothing written"
+        await writer.discard_turn("t", 1)
