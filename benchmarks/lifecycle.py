@@ -1,5 +1,5 @@
 """Turns across processes: what suspension, resumption and the barrier cost, in requests,
-objects and bytes, against a local S3 server (docs/FORMAT.md section 10).
+objects and bytes, against a local S3 server (docs/FORMAT.md section 11).
 
     python -m benchmarks.lifecycle [--turns 1000] [--json-out PATH]
 

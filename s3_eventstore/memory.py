@@ -59,6 +59,11 @@ class InMemoryEventStore(EventStore):
         """The threads, shared with every store from :meth:`reopen`."""
         self._threads = self.journal.threads
 
+    async def close(self, *, flush: bool = True) -> None:
+        """Nothing to release: every append is in the journal already (``flush`` is
+        accepted for the contract's sake and changes nothing)."""
+        del flush
+
     def reopen(self) -> InMemoryEventStore:
         """Another store over the same journal, as a second process opens the same database.
 

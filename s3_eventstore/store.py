@@ -54,19 +54,6 @@ class EventStore(ABC):
         """
         return
 
-    async def close(self, *, flush: bool = True) -> None:
-        """Release the store's resources, persisting open turns first unless ``flush=False``.
-
-        Args:
-            flush: Persist open turns (as :meth:`flush`) before closing. With ``False``,
-                events appended since the last ``flush`` are dropped with the store.
-
-        Raises:
-            As :meth:`flush` (the store is closed all the same).
-        """
-        if flush:
-            await self.flush()
-
     @abstractmethod
     async def append(self, thread_id: str, turn: int, envelope: AgentEventEnvelope) -> None:
         """Record one event at the end of an open turn, creating the turn if needed.

@@ -2,7 +2,7 @@
 
 Suspension and resumption across stores, the barrier through compaction, local state
 that must not lie, and what each of these costs in requests. Objects are inspected
-behind the store's back where the format matters (docs/FORMAT.md section 10).
+behind the store's back where the format matters (docs/FORMAT.md section 11).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Model-based interleaving test of the turn lifecycle (docs/FORMAT.md section 10).
+"""Model-based interleaving test of the turn lifecycle (docs/FORMAT.md section 11).
 
 Each schedule (seeded, replayable) runs several independent S3EventStores — workers that
 append, flush, finish, close, or crash (dropped without ``close``) at any step — plus a
@@ -10,7 +10,7 @@ worker and of a fresh store is.
 
 A fault that makes a worker's write raise leaves its outcome unknown; the worker retries
 it, with the faults paused, as a caller would (the retry must recognise whatever landed,
-rules L and O of FORMAT.md 10.4), and the model counts the operation once. Compaction
+rules L and O of FORMAT.md 11.4), and the model counts the operation once. Compaction
 and reads are simply allowed to fail: they change nothing the contract can see.
 
 Replay a failure: ``LIFECYCLE_SEED=<seed> pytest tests/test_lifecycle_model.py -k replay``.

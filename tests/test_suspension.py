@@ -1,4 +1,4 @@
-"""The turn-key write protocol (FORMAT.md 10.4) against an in-memory key: merges, lost
+"""The turn-key write protocol (FORMAT.md 11.4) against an in-memory key: merges, lost
 responses (rule L), own finishes (rule O), refusals, clears. No server needed."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Turn-key states across processes (docs/FORMAT.md section 10): open turn objects and
+"""Turn-key states across processes (docs/FORMAT.md section 11): open turn objects and
 stubs. Pure: bytes and metadata in, values out.
 
 The turn key holds, in turn: nothing; an **open** turn object (a turn suspended with

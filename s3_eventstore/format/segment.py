@@ -55,7 +55,7 @@ __all__ = [
 
 SEGMENT_FORMAT: Final = 3
 """Format version of the segments this library writes: a turn they hold exists only while
-its turn key holds a stub (docs/FORMAT.md section 10)."""
+its turn key holds a stub (docs/FORMAT.md section 11)."""
 LEGACY_SEGMENT_FORMAT: Final = 2
 """Segments written before stubs: the turns they hold exist without a key."""
 SEGMENT_FORMATS: Final = frozenset({LEGACY_SEGMENT_FORMAT, SEGMENT_FORMAT})

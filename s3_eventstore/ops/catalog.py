@@ -225,7 +225,7 @@ class TurnInfo:
     key and ``size`` the length of the turn's frame in it), else ``None``."""
 
     open: bool = False
-    """True for an open turn object (a suspended turn: docs/FORMAT.md section 10)."""
+    """True for an open turn object (a suspended turn: docs/FORMAT.md section 11)."""
 
     @property
     def finished(self) -> bool:
@@ -313,7 +313,7 @@ async def _turn_info(
         manifest = await _manifest(store, key)
     except IntegrityError as err:
         # Not a finished turn object: a stub (compacted; its events are in its segment)
-        # or an open turn object (docs/FORMAT.md section 10), else a real problem.
+        # or an open turn object (docs/FORMAT.md section 11), else a real problem.
         head = await store.objects.head(key)
         if head is not None and Stub.from_metadata(head.metadata, key=key) is not None:
             return TurnInfo(thread_id, turn, key, size, None)

@@ -66,7 +66,7 @@ class OpenTurn:
     every further event goes straight to the stream's multipart upload."""
     persistence: Persistence = field(default_factory=Persistence)
     """What this store knows of the turn's key (an open object it wrote or read, its
-    attempts); ``events`` are the events not persisted yet (docs/FORMAT.md 10.4)."""
+    attempts); ``events`` are the events not persisted yet (docs/FORMAT.md 11.4)."""
     pending_since: float = 0.0
     """``time.time()`` of the oldest unpersisted event (0: none)."""
 

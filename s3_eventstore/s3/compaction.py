@@ -1,4 +1,4 @@
-"""Compaction: merge a thread's finished turn objects into segments (docs/FORMAT.md §8, §10.5).
+"""Compaction: merge a thread's finished turn objects into segments (docs/FORMAT.md §8, §11.5).
 
 The protocol, and why every state in between is safe:
 
@@ -19,7 +19,7 @@ The protocol, and why every state in between is safe:
    since (another compaction stubbed it; a clear, maybe followed by a new turn): it is
    left alone.
 
-Readers handle each intermediate state (docs/FORMAT.md 10.3): after step 3 a turn is a
+Readers handle each intermediate state (docs/FORMAT.md 11.3): after step 3 a turn is a
 finished object and in a segment, and the object is read; after step 4 the stub sends
 readers to the segment. A compaction that raced a ``clear`` writes a segment whose stubs
 all fail: an orphan, which readers ignore (its turns have no key) and ``clear`` deletes.

@@ -129,7 +129,7 @@ class WriteOptions:
 
 @dataclass(frozen=True, slots=True)
 class PersistPolicy:
-    """When an ``append`` persists its open turn by itself (docs/FORMAT.md 10.4): once the
+    """When an ``append`` persists its open turn by itself (docs/FORMAT.md 11.4): once the
     turn holds this many unpersisted events, bytes, or seconds' worth (any that is set)."""
 
     every_events: int | None = None

@@ -198,7 +198,7 @@ async def _probe_if_match(
     failures: tuple[type[BaseException], ...],
     requests: dict[str, int],
 ) -> ProbeResult:
-    """Open turns and compaction rely on ``If-Match`` (docs/FORMAT.md 10.9): a PUT with a
+    """Open turns and compaction rely on ``If-Match`` (docs/FORMAT.md 11.9): a PUT with a
     wrong ETag must be refused (412), one with the right ETag must succeed; a PUT with
     ``If-Match`` on a missing key must fail too (older MinIO wrote it)."""
     head = await call("HeadObject", client.head_object)

@@ -1,7 +1,7 @@
 """The read path: a thread's turns, event count and events since an offset, from one LIST
 and the fewest GETs, merged with the events this store holds unpersisted.
 
-The turn key decides (docs/FORMAT.md 10.3): a turn exists when its key is listed (an open
+The turn key decides (docs/FORMAT.md 11.3): a turn exists when its key is listed (an open
 object, a finished one, or a stub whose events are in a segment), or when a legacy
 (format 2) segment holds it. A version-3 segment's turn without a key is an orphan's
 (a compaction that lost a race with ``clear``) and is ignored. A segment whose whole

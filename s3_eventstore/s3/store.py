@@ -340,7 +340,7 @@ class S3EventStore(EventStore):
         """Persist the buffered events of every turn open in this store, now.
 
         Each open turn with events not yet persisted costs one PutObject (its open turn
-        object, docs/FORMAT.md section 10); turns with nothing new cost nothing. A turn
+        object, docs/FORMAT.md section 11); turns with nothing new cost nothing. A turn
         another store persisted first costs a GET and one more PUT (the events are merged:
         the persisted ones first). Afterwards any store on the same bucket and prefix sees
         the turns (``finished=False``) and continues them, and a crash of this process

@@ -1,4 +1,4 @@
-"""The write protocol of one turn key (docs/FORMAT.md section 10.4): flush and finish as
+"""The write protocol of one turn key (docs/FORMAT.md section 11.4): flush and finish as
 conditional writes, and what a store concludes when its condition fails.
 
 Every change of a turn's state is one conditional PUT on its key: ``If-None-Match: *``

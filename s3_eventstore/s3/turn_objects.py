@@ -49,7 +49,7 @@ body) and whether it is streamed (its body ends with the manifest trailer)."""
 
 @dataclass(frozen=True, slots=True)
 class FetchedKey:
-    """What a GET of a turn key found (docs/FORMAT.md 10.2): an open or finished turn
+    """What a GET of a turn key found (docs/FORMAT.md 11.2): an open or finished turn
     object, verified and decoded, or a stub (its events are in the segment it names)."""
 
     kind: Literal["open", "finished", "stub"]

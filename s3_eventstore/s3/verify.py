@@ -165,7 +165,7 @@ async def _check(store: StoreParts, tally: _Tally, key: str, thread_id: str, tur
 async def _check_stub(
     store: StoreParts, key: str, body: bytes, stub: Stub, thread_id: str, turn: int
 ) -> None:
-    """A stub (docs/FORMAT.md 10.2) names its own key's turn, and a segment that exists and
+    """A stub (docs/FORMAT.md 11.2) names its own key's turn, and a segment that exists and
     holds that turn with the stub's checksum (the segment itself is verified on its own).
 
     Raises:

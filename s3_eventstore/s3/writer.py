@@ -3,7 +3,7 @@ and the finish protocol.
 
 ``append`` buffers in memory (no request); ``flush`` persists open turns as open turn
 objects and ``finish_turn`` seals a turn, each with one conditional PUT on the turn key
-when nobody else wrote it (docs/FORMAT.md section 10; the decisions after a failed
+when nobody else wrote it (docs/FORMAT.md section 11; the decisions after a failed
 condition are :mod:`s3_eventstore.s3.suspension`'s), so exactly one writer can ever
 finish a turn and a retry after a lost response recognises its own write. Bounded memory: a turn whose buffer reaches ``max_turn_buffer_bytes`` is
 streamed to S3 as a multipart upload while appends continue
@@ -350,7 +350,7 @@ class TurnWriter:
 
     async def write(self, open_turn: OpenTurn, mode: WriteMode) -> WriteResult:
         """Persist (``open``) or seal (``finished``) an open turn: conditional PUTs on its
-        key until one holds (docs/FORMAT.md 10.4). Persisted events leave the buffer.
+        key until one holds (docs/FORMAT.md 11.4). Persisted events leave the buffer.
 
         Raises:
             TurnAlreadyFinishedError: another writer sealed the turn.

@@ -414,8 +414,10 @@ class HookedEventStore(EventStore):
         await self.inner.flush()
 
     async def close(self, *, flush: bool = True) -> None:
-        """As the inner store."""
-        await self.inner.close(flush=flush)
+        """As the inner store, when it has a ``close``."""
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            await close(flush=flush)
 
 
 def _valid_thread_id(thread_id: object) -> bool:

@@ -1,6 +1,6 @@
 """A reference model of the turn lifecycle across stores, for model-based interleaving tests.
 
-The model is the contract of docs/FORMAT.md section 10 in a few dozen lines: one
+The model is the contract of docs/FORMAT.md section 11 in a few dozen lines: one
 *shared* journal (what is persisted: turns with their events and ``finished`` flag) and,
 per worker (one store of one process), the events it holds *pending* (appended, not
 persisted yet). Its rules:

@@ -34,6 +34,14 @@ def _event(sequence: int = 0, event_type: str = "text_delta", **fields: Any) -> 
     )
 
 
+async def _close(store: EventStore, **options: bool) -> None:
+    """``store.close(**options)``: stores that hold resources have one (the contract does
+    not require it; ``flush`` persists)."""
+    close = getattr(store, "close", None)
+    if close is not None:
+        await close(**options)
+
+
 class SuspensionRules:
     """Flush, close, and a fresh store that continues: the rules every store keeps."""
 
@@ -75,7 +83,7 @@ class SuspensionRules:
         worker = await reopen()
         event = _event(0, "budget_exceeded", thread_id="t")
         await worker.append("t", 5, event)  # a marker under an unfinished turn + 1 (rule 28)
-        await worker.close()
+        await _close(worker)
         assert await store.get_turn("t", 5) == StoredTurnEvents(5, (event,), False)
         start = _event(1, "start", thread_id="t", turn=5)
         await store.append("t", 5, start)  # the rerun re-enters it, start after the marker
@@ -93,7 +101,7 @@ class SuspensionRules:
             await worker.append("t", 2, events[2 * run])
             await worker.flush()
             await worker.append("t", 2, events[2 * run + 1])
-            await worker.close()
+            await _close(worker)
         await (await reopen()).finish_turn("t", 2)
         reader = await reopen()
         turns = await reader.get_turns("t")
@@ -201,6 +209,6 @@ class SuspensionRules:
         await store.flush()
         await store.flush()
         worker = await reopen()
-        await worker.close()
-        await worker.close(flush=False)
+        await _close(worker)
+        await _close(worker, flush=False)
         assert [t.turn for t in await store.get_turns("t")] == [1]
