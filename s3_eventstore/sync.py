@@ -372,6 +372,14 @@ class LoopBoundEventStore(_Forwarding, EventStore):
     Every method raises what the store raises, plus :class:`SyncFacadeError` when closed.
     """
 
+    async def flush(self) -> None:
+        """See :meth:`EventStore.flush`.
+
+        Raises:
+            SyncFacadeError: closed.
+        """
+        await self._arun(self.store.flush())
+
     async def append(self, thread_id: str, turn: int, envelope: AgentEventEnvelope) -> None:
         """See :meth:`EventStore.append`.
 

@@ -222,11 +222,21 @@ class ObservedEventStore(EventStore):
         )
         return result
 
-    async def close(self) -> None:
-        """``await inner.close()`` when the inner store has one."""
+    async def flush(self) -> None:
+        """See :meth:`EventStore.flush`: the inner store's open turns are persisted.
+
+        Raises:
+            TurnAlreadyFinishedError: another writer finished one of the turns.
+            StorageError: the backend failed; the turns stay open, nothing is lost.
+        """
+        await self.inner.flush()
+
+    async def close(self, *, flush: bool = True) -> None:
+        """``await inner.close()`` when the inner store has one (``flush=False`` is passed
+        on; the default is the inner store's own, which persists open turns)."""
         close = getattr(self.inner, "close", None)
         if close is not None:
-            result = close()
+            result = close() if flush else close(flush=False)
             if isinstance(result, Awaitable):
                 await result
 
