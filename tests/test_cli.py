@@ -41,6 +41,7 @@ COMMANDS = (
     "compact",
     "train-dictionary",
     "serve",
+    "publish",
     "demo",
 )
 

@@ -282,6 +282,14 @@ async def turn_infos(store: S3EventStore, thread_id: str) -> list[TurnInfo]:
         )
         if info is not None
     ]
+    # A stub (manifest None, no problem, not open) stands for a compacted turn: the row
+    # comes from its segment's index below, with the manifest and ``compacted`` set.
+    stubs = {
+        info.turn: info
+        for info in infos
+        if info.manifest is None and info.problem is None and not info.open
+    }
+    infos = [info for info in infos if info.turn not in stubs]
     loose = {info.turn for info in infos}
     indexes = await store.reader.gather(
         _segment_index(store, thread_id, segment) for segment in listing.segments
@@ -302,6 +310,8 @@ async def turn_infos(store: S3EventStore, thread_id: str) -> list[TurnInfo]:
                         segment=segment.key,
                     )
                 )
+    # A stub whose segment is not listed (a compaction racing a clear): keep its row.
+    infos.extend(info for turn, info in stubs.items() if turn not in loose)
     infos.sort(key=lambda info: info.turn)
     return infos
 
