@@ -27,7 +27,7 @@ import asyncio, sys
 from s3_eventstore import AgentEventEnvelope, S3EventStore
 
 async def main(endpoint, bucket, thread):
-    async with S3EventStore(bucket, "cold", endpoint_url=endpoint) as store:
+    async with S3EventStore(bucket, "cold", endpoint_url=endpoint, check_endpoint=False) as store:
         for seq in range(20):
             event = AgentEventEnvelope.create(
                 "text_delta", {"message_id": "m1", "delta": "hello world " * 4}, sequence=seq

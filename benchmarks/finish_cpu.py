@@ -48,7 +48,9 @@ class StubClient:
 async def _store_cpu(turns: list[GeneratedTurn]) -> float:
     """CPU seconds of ``finish_turn`` alone (appends are outside the timed span)."""
     client = StubClient()
-    store = S3EventStore("bench", "finish-cpu", client=client, compression_level=LEVEL)
+    store = S3EventStore(
+        "bench", "finish-cpu", client=client, compression_level=LEVEL, check_endpoint=False
+    )
     for generated in turns:
         for event in generated.events:
             await store.append(generated.thread_id, generated.turn, event)

@@ -129,7 +129,9 @@ class Ours:
 
     def store(self) -> S3EventStore:
         # Default settings: credentials from the environment (set by ``run``), no session.
-        return S3EventStore(self.bucket, "agents", endpoint_url=self.ctx.endpoint_url)
+        return S3EventStore(
+            self.bucket, "agents", endpoint_url=self.ctx.endpoint_url, check_endpoint=False
+        )
 
     async def _closed(self, store: S3EventStore) -> None:
         for operation, count in store.requests.snapshot().items():

@@ -17,6 +17,7 @@ and any ``-m`` expression is taken as given.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import os
@@ -91,7 +92,23 @@ def s3_backend(request: pytest.FixtureRequest) -> str:
 def s3_server(s3_backend: str, request: pytest.FixtureRequest) -> Any:
     """The session's server: ``endpoint_url``, ``session()`` (aioboto3) and, for real
     servers, ``atomic_conditional_writes``."""
-    return request.getfixturevalue(f"{s3_backend}_server")
+    server = request.getfixturevalue(f"{s3_backend}_server")
+    asyncio.run(_probe_once(server))
+    return server
+
+
+async def _probe_once(server: Any) -> None:
+    """Stores probe every non-AWS endpoint once per process before their first write.
+    Probe the session's server now (for real), so that no test's request counts depend
+    on whether an earlier test paid for it; tests of the probe call ``forget_probes()``."""
+    async with S3EventStore(
+        "probe-at-session-start", endpoint_url=server.endpoint_url, session=server.session()
+    ) as store:
+        await store.objects.bounded_client()
+        client = store.objects.client
+        with contextlib.suppress(Exception):  # exists already (a kept server)
+            await client.create_bucket(Bucket="probe-at-session-start")
+        await store.probe_endpoint()
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import pytest
 
 from s3_eventstore import AgentEventEnvelope, S3EventStore, UnsafeEndpointError
 from s3_eventstore.ops.doctor import run_doctor
+from s3_eventstore.s3.probe import forget_probes
 from tests.conftest import all_keys, client_for
 from tests.s3rver_fixture import s3rver  # noqa: F401 - the fixture
 
@@ -131,13 +132,13 @@ async def test_store_refuses_an_endpoint_that_ignores_if_none_match(
     s3rver: S3rver,  # noqa: F811
     s3rver_bucket: str,
 ) -> None:
-    # s3rver listens on loopback, where the automatic check is off: ask for it.
+    forget_probes()  # this test counts the probe's requests
+    # s3rver listens on loopback: probed by default (no check_endpoint needed).
     async with S3EventStore(
         s3rver_bucket,
         "p",
         endpoint_url=s3rver.endpoint_url,
         session=s3rver.session(),
-        check_endpoint=True,
     ) as store:
         await store.append("t", 1, event())
         with pytest.raises(
@@ -186,6 +187,7 @@ async def test_store_writes_to_an_unsafe_endpoint_when_told_to(
 async def test_the_check_runs_once_before_the_first_write_and_is_counted(
     s3_server: EmbeddedS3Server, bucket: str, backdoor: Any
 ) -> None:
+    forget_probes()  # moto was probed at session start: probe it again, and count
     async with S3EventStore(
         bucket,
         "archive/v1",
@@ -218,8 +220,11 @@ async def test_the_check_runs_once_before_the_first_write_and_is_counted(
     [
         (None, None, False),
         ("https://s3.eu-west-1.amazonaws.com", None, False),
-        ("http://127.0.0.1:9000", None, False),
-        ("http://localhost:9000", None, False),
+        ("http://127.0.0.1:9000", None, True),
+        ("http://localhost:9000", None, True),
+        ("http://[::1]:9000", None, True),
+        ("https://amazonaws.com.evil.example", None, True),
+        ("http://127.0.0.1:9000", False, False),
         ("https://minio.example.internal", None, True),
         ("https://minio.example.internal", False, False),
         (None, True, True),

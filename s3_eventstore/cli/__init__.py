@@ -10,6 +10,7 @@ handling, error mapping and progress bars are in :mod:`.options`; exit codes in
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Final
 
 import click
@@ -71,3 +72,22 @@ def main() -> None:
       s3-eventstore cat THREAD | jq -r .type
       s3-eventstore query "SELECT type, count(*) FROM events GROUP BY type"
     """
+    _show_retries()
+
+
+def _show_retries() -> None:
+    """Print each S3 retry (logged at INFO with its cause) on stderr, so that a slow or
+    unreachable endpoint is visible while botocore retries, not only when it gives up."""
+    retries = logging.getLogger("s3_eventstore.retries")
+    if not any(isinstance(handler, _StderrHandler) for handler in retries.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("s3-eventstore: %(message)s"))
+        retries.addHandler(handler)
+    retries.setLevel(logging.INFO)
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever stderr is when the record comes (click's test runner swaps it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(self.format(record), err=True)

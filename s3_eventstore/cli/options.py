@@ -130,6 +130,8 @@ class ArchiveConfig:
     """AWS region, ``None`` for the standard chain."""
     profile: str | None
     """AWS profile, ``None`` for the standard chain."""
+    checksum_headers: bool = True
+    """Send ``x-amz-checksum-sha256`` on uploads (``--no-checksum-headers`` turns it off)."""
 
     def open_store(self, **options: Any) -> S3EventStore:
         """A store for the archive (not yet connected; use it with ``async with``).
@@ -144,6 +146,7 @@ class ArchiveConfig:
             endpoint_url=self.endpoint_url,
             region_name=self.region,
             profile_name=self.profile,
+            checksum_headers=self.checksum_headers,
             **options,
         )
 
@@ -193,15 +196,24 @@ def _archive_options(*, required: bool) -> Callable[[_F], _F]:
         )
         @click.option("--region", envvar="AWS_REGION", help="AWS region. [env: AWS_REGION]")
         @click.option("--profile", envvar="AWS_PROFILE", help="AWS profile. [env: AWS_PROFILE]")
+        @click.option(
+            "--checksum-headers/--no-checksum-headers",
+            default=True,
+            help="Send x-amz-checksum-sha256 on uploads; turn off for S3-compatible servers "
+            "that answer 400 to checksum headers (doctor tells). Reads verify SHA-256 anyway.",
+        )
         @functools.wraps(command)
         def wrapper(
             url: str | None,
             endpoint_url: str | None,
             region: str | None,
             profile: str | None,
+            checksum_headers: bool,
             **kwargs: Any,
         ) -> Any:
-            config = ArchiveConfig(url or "", endpoint_url or None, region or None, profile or None)
+            config = ArchiveConfig(
+                url or "", endpoint_url or None, region or None, profile or None, checksum_headers
+            )
             return command(config=config, **kwargs)
 
         return wrapper  # type: ignore[return-value]
@@ -210,7 +222,8 @@ def _archive_options(*, required: bool) -> Callable[[_F], _F]:
 
 
 archive_options = _archive_options(required=True)
-"""Add ``--url`` (required), ``--endpoint-url``, ``--region`` and ``--profile``; pass
+"""Add ``--url`` (required), ``--endpoint-url``, ``--region``, ``--profile`` and
+``--checksum-headers/--no-checksum-headers``; pass
 ``config``. Every command that reads or writes an archive takes exactly these."""
 optional_archive_options = _archive_options(required=False)
 """The same options with ``--url`` optional (``config.url`` is then ``""``): ``demo``."""

@@ -46,6 +46,7 @@ _FAILURES: Final = endpoint_failures()
 """What a request to a misbehaving endpoint raises: reported by the doctor, not raised."""
 
 __all__ = [
+    "CHECKSUM_ADVICE",
     "DOCTOR_DIR",
     "Check",
     "DoctorReport",
@@ -59,6 +60,14 @@ _ORDER_NAMES: Final = ("B", "a", "a-b", "a/b", "\u00e9", "\uff5e", "\U0001f600")
 case-insensitive or locale order (``B`` before ``a``)."""
 _METADATA_VALUE: Final = '{"format":1,"thread_id":"t\\u00e9 \\"q\\" {x}","n":[1,2]}'
 """Shaped like a manifest: ASCII JSON with quotes, braces, backslashes and spaces."""
+
+
+CHECKSUM_ADVICE: Final = (
+    "this server rejects x-amz-checksum-* headers: use "
+    "S3EventStore(..., checksum_headers=False) (CLI: --no-checksum-headers); "
+    "every object is still verified against its manifest's SHA-256 on read"
+)
+"""What the doctor tells a user whose server answers 400 to checksum headers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +232,11 @@ class _Doctor:
         try:
             response = await self.put("checksum", body, ChecksumAlgorithm="SHA256")
         except _FAILURES as err:
-            return Check(name, False, f"PUT with ChecksumAlgorithm=SHA256 failed: {_describe(err)}")
+            return Check(
+                name,
+                False,
+                f"PUT with ChecksumAlgorithm=SHA256 failed: {_describe(err)}; {CHECKSUM_ADVICE}",
+            )
         expected = _b64_sha256(body)
         echoed = response.get("ChecksumSHA256")
         if echoed is None:

@@ -34,7 +34,7 @@ from s3_eventstore.errors import (
     PreconditionFailedError,
     StorageError,
 )
-from s3_eventstore.s3.client import DeadlineClient, open_client
+from s3_eventstore.s3.client import DeadlineClient, log_retries, open_client, within
 from s3_eventstore.s3.errors import error_code, is_not_found, is_precondition_failed, translate
 from s3_eventstore.s3.metrics import RequestCounter
 from s3_eventstore.s3.objects import ListedObject, ObjectHead, PutMode, StoredObject, VersionRef
@@ -107,6 +107,7 @@ class Bucket:
         self._lock = asyncio.Lock()
         if client is not None:
             self.requests.attach(client)
+            log_retries(client)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -173,6 +174,11 @@ class Bucket:
         self.requests.attach(client)
         self._stack, self._client = stack, client
 
+    def _checksum(self) -> dict[str, str]:
+        """``ChecksumAlgorithm=SHA256`` for uploads (S3 verifies the bytes it stores), or
+        nothing when ``checksum_headers`` is off (servers that answer 400 to them)."""
+        return {"ChecksumAlgorithm": "SHA256"} if self.settings.checksum_headers else {}
+
     @property
     def url(self) -> str:
         """``s3://bucket/owned-prefix``."""
@@ -210,9 +216,13 @@ class Bucket:
             params["IfMatch"] = if_match
         client = await self.bounded_client()
         try:
-            response = await client.get_object(**params)
-            async with response["Body"] as stream:
-                body = bytes(await stream.read())
+            read = _get_with_body(client, params)
+            # The deadline covers the body too: a body trickling in a byte at a time never
+            # trips botocore's read timeout, yet must not outlast operation_timeout.
+            if self.operation_timeout is None:
+                response, body = await read
+            else:
+                response, body = await within(read, self.operation_timeout)
         except Exception as err:
             if is_not_found(err) or (if_match is not None and is_precondition_failed(err)):
                 return None
@@ -318,8 +328,8 @@ class Bucket:
             "Bucket": self.name,
             "Key": key,
             "Body": body,
-            "ChecksumAlgorithm": "SHA256",
             "ContentType": content_type,
+            **self._checksum(),
         }
         if if_match is not None:
             params["IfMatch"] = if_match
@@ -489,7 +499,7 @@ class Bucket:
                 Key=key,
                 ContentType="application/zstd",
                 Metadata=metadata,
-                ChecksumAlgorithm="SHA256",
+                **self._checksum(),
             )
         except Exception as err:
             raise translate(err, operation="CreateMultipartUpload", key=key) from err
@@ -511,7 +521,7 @@ class Bucket:
                 UploadId=upload_id,
                 PartNumber=number,
                 Body=body,
-                ChecksumAlgorithm="SHA256",
+                **self._checksum(),
             )
         except Exception as err:
             raise translate(err, operation="UploadPart", key=key) from err
@@ -556,6 +566,12 @@ class Bucket:
             if error_code(err) == "NoSuchUpload":
                 return
             raise translate(err, operation="AbortMultipartUpload", key=key) from err
+
+
+async def _get_with_body(client: Any, params: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    response: dict[str, Any] = await client.get_object(**params)
+    async with response["Body"] as stream:
+        return response, bytes(await stream.read())
 
 
 def _listed(obj: dict[str, Any]) -> ListedObject:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import TYPE_CHECKING, Any, TypeVar
+import logging
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from s3_eventstore.s3.config import client_config
 from s3_eventstore.s3.pool import CURRENT_COUNTER, shared_session
@@ -23,7 +24,13 @@ if TYPE_CHECKING:
     from s3_eventstore.s3.config import ClientSettings
     from s3_eventstore.s3.metrics import RequestCounter
 
-__all__ = ["DeadlineClient", "open_client"]
+__all__ = ["DeadlineClient", "log_retries", "open_client", "within"]
+
+logger = logging.getLogger("s3_eventstore.retries")
+"""Where retries are logged (INFO): a child of the library's logger, so the CLI can show
+them on stderr without the rest of its INFO messages."""
+_CAUSE: Final = "s3es-retry-cause"
+"""Key in botocore's per-request context where the last attempt's failure is noted."""
 
 _T = TypeVar("_T")
 
@@ -44,7 +51,7 @@ async def open_client(settings: ClientSettings, stack: AsyncExitStack, session: 
         context = shared_session(settings.profile_name).create_client("s3", **options)
     else:
         context = session.client("s3", **options)
-    return await stack.enter_async_context(context)
+    return log_retries(await stack.enter_async_context(context))
 
 
 @functools.cache
@@ -84,6 +91,52 @@ def shared_tls_session_class() -> type:
             )
 
     return SharedTLSSession
+
+
+def log_retries(client: Any) -> Any:
+    """Log every retry botocore makes on ``client`` at INFO, with what the previous
+    attempt failed with, so that an unreachable or failing endpoint is never silent.
+
+    botocore decides retries in its ``needs-retry`` handler; the failure is noted in the
+    request's context there, and each new attempt (``request-created`` with attempt > 1)
+    is logged. Returns ``client``.
+    """
+    events = client.meta.events
+    events.register("needs-retry.s3", _note_cause, unique_id="s3es-retry-cause")
+    events.register("request-created.s3", _log_attempt, unique_id="s3es-retry-log")
+    return client
+
+
+def _note_cause(
+    request_dict: dict[str, Any] | None = None,
+    response: tuple[Any, dict[str, Any]] | None = None,
+    caught_exception: BaseException | None = None,
+    **_: Any,
+) -> None:
+    context = (request_dict or {}).get("context")
+    if context is None:
+        return
+    if caught_exception is not None:
+        context[_CAUSE] = f"{type(caught_exception).__name__}: {caught_exception}"
+    elif response is not None:
+        http, parsed = response
+        error = (parsed or {}).get("Error", {})
+        status = getattr(http, "status_code", "?")
+        context[_CAUSE] = f"HTTP {status} {error.get('Code', '')}".rstrip()
+
+
+def _log_attempt(request: Any = None, operation_name: str = "", **_: Any) -> None:
+    context = getattr(request, "context", None) or {}
+    retries = context.get("retries") or {}
+    attempt = retries.get("attempt", 1)
+    if attempt > 1:
+        logger.info(
+            "retrying %s (attempt %d of %s) after %s",
+            operation_name,
+            attempt,
+            retries.get("max", "?"),
+            context.get(_CAUSE, "a failed attempt"),
+        )
 
 
 class DeadlineClient:
@@ -138,3 +191,9 @@ async def _within(
     finally:
         if token is not None:
             CURRENT_COUNTER.reset(token)
+
+
+async def within(awaitable: Awaitable[_T], seconds: float) -> _T:
+    """Await ``awaitable``, cut after ``seconds``: a builtin ``TimeoutError`` naming the
+    ``operation_timeout`` (the seam translates it into ``StorageUnavailableError``)."""
+    return await _within(awaitable, seconds)

@@ -70,6 +70,12 @@ class ClientSettings:
     share_client: bool = True
     """Share one client (parsed service model, connection pool) with every store of equal
     settings on the same event loop; see :mod:`s3_eventstore.s3.pool`."""
+    checksum_headers: bool = True
+    """Send ``x-amz-checksum-sha256`` with every upload (S3 verifies what it stores).
+    ``False`` sends no checksum header an operation does not require, for S3-compatible
+    servers that answer 400 to them; every object is still verified against its
+    manifest's SHA-256 when read. botocore's automatic checksums are ``when_required``
+    either way."""
 
 
 def client_config(settings: ClientSettings, http_session_cls: Any = None) -> Any:
@@ -156,7 +162,8 @@ class EndpointCheck:
     """Whether to probe that the endpoint honours ``If-None-Match: *`` before writing."""
 
     check_endpoint: bool | None = None
-    """``None``: probe endpoints that are neither AWS nor loopback; ``True``/``False``."""
+    """``None``: probe every endpoint that is not AWS, loopback included (once per
+    endpoint per process); ``True``: probe even AWS; ``False``: never."""
     allow_unsafe_endpoint: bool = False
     """Write even when the probe finds the condition ignored (a warning is logged)."""
 
@@ -209,6 +216,7 @@ class StoreConfig:
         persist_every_events: int | None = None,
         persist_every_bytes: int | None = None,
         persist_every_seconds: float | None = None,
+        checksum_headers: bool = True,
     ) -> StoreConfig:
         """Validate the constructor's keyword arguments (see ``S3EventStore``) and group them.
 
@@ -225,6 +233,8 @@ class StoreConfig:
             raise ConfigurationError("max_attempts must be a positive int")
         if type(share_client) is not bool:
             raise ConfigurationError(f"share_client must be True or False, not {share_client!r}")
+        if type(checksum_headers) is not bool:
+            raise ConfigurationError(f"checksum_headers must be a bool, not {checksum_headers!r}")
         if operation_timeout is not None and (
             isinstance(operation_timeout, bool)
             or not isinstance(operation_timeout, int | float)
@@ -277,6 +287,7 @@ class StoreConfig:
                 max_pool_connections=max(64, read_concurrency * 2),
                 addressing_style=addressing_style,
                 share_client=share_client,
+                checksum_headers=checksum_headers,
             ),
             operation_timeout=operation_timeout,
             read=ReadOptions(read_concurrency, manifest_cache_size),

@@ -1,8 +1,9 @@
 """The endpoint probe: does the endpoint honour ``If-None-Match: *`` on PutObject, and on
 CompleteMultipartUpload?
 
-A store relies on conditional writes (one writer wins each turn). Endpoints that are
-neither AWS nor loopback are probed once, before the first write
+A store relies on conditional writes (one writer wins each turn). Every endpoint that
+is not AWS is probed before the first write, loopback included (a local MinIO on
+127.0.0.1:9000 is exactly who needs it), once per endpoint per process
 (``S3EventStore(check_endpoint=...)``): :func:`probe_conditional_put` PUTs a key under
 ``{prefix}_doctor/`` with ``If-None-Match: *`` and with ``If-Match`` (a wrong ETag, the
 right one, on a missing key: open turns and compaction rely on it) and deletes it. Before the first turn that outgrows
@@ -41,6 +42,9 @@ __all__ = [
     "EndpointProbe",
     "ProbeResult",
     "endpoint_failures",
+    "endpoint_key",
+    "forget_probes",
+    "is_aws",
     "probe_conditional_multipart_complete",
     "probe_conditional_put",
 ]
@@ -49,7 +53,28 @@ logger = logging.getLogger("s3_eventstore")
 
 DOCTOR_DIR: Final = "_doctor/"
 """Folder under the store prefix where probes write (outside ``threads/``)."""
-_LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
+_AWS_HOST_SUFFIXES: Final = (".amazonaws.com", ".amazonaws.com.cn")
+_RESULTS: dict[str, ProbeResult] = {}
+"""Probe results by endpoint, for the life of the process (see :func:`endpoint_key`)."""
+
+
+def forget_probes() -> None:
+    """Forget every endpoint's probe result: the next write to each probes again."""
+    _RESULTS.clear()
+
+
+def endpoint_key(endpoint_url: str) -> str:
+    """How probe results are cached: scheme, host and port, case-folded."""
+    parsed = urlparse(endpoint_url)
+    return f"{parsed.scheme.lower()}://{parsed.netloc.lower()}"
+
+
+def is_aws(endpoint_url: str | None) -> bool:
+    """True for AWS itself: no endpoint, or a host under ``amazonaws.com(.cn)``."""
+    if endpoint_url is None:
+        return True
+    host = (urlparse(endpoint_url).hostname or "").lower()
+    return host.endswith(_AWS_HOST_SUFFIXES)
 
 
 def endpoint_failures() -> tuple[type[BaseException], ...]:
@@ -253,33 +278,43 @@ class EndpointProbe:
         """The multipart probe's result once it ran (before the first streamed turn)."""
 
     def wanted(self) -> bool:
-        """Whether the configuration asks for a probe before the first write."""
+        """Whether the configuration asks for a probe before the first write: every
+        endpoint that is not AWS (loopback included) unless ``check_endpoint`` says."""
         if self._check.check_endpoint is not None:
             return self._check.check_endpoint
+        # A borrowed client without a configured endpoint: its owner chose it; probe it
+        # unless it is AWS.
+        return not is_aws(self._endpoint())
+
+    def _endpoint(self) -> str | None:
         endpoint = self._bucket.settings.endpoint_url
-        if endpoint is None:
-            return False  # AWS (a borrowed client's endpoint is its owner's choice)
-        host = (urlparse(endpoint).hostname or "").lower()
-        aws = host.endswith((".amazonaws.com", ".amazonaws.com.cn"))
-        return not aws and host not in _LOOPBACK_HOSTS
+        client = self._bucket.client
+        if endpoint is None and client is not None:
+            endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
+            if endpoint is not None and is_aws(endpoint):
+                return None
+        return endpoint
 
     async def run(self) -> ProbeResult:
-        """Probe now, once (see ``S3EventStore.probe_endpoint``).
+        """Probe now, once per endpoint per process (see ``S3EventStore.probe_endpoint``).
 
         Raises:
             StorageError: the probe could not run (it is tried again next time).
         """
         async with self._lock:
             if self.result is None:
-                key = f"{self._prefix}{DOCTOR_DIR}probe-{uuid.uuid4().hex}"
                 client = await self._bucket.bounded_client()
-                self.result = await probe_conditional_put(client, self._bucket.name, key)
-                if not self.result.honoured:
-                    logger.warning(
-                        "endpoint %s ignores If-None-Match: %s",
-                        self._bucket.settings.endpoint_url,
-                        self.result.detail,
-                    )
+                endpoint = self._endpoint()
+                cache = None if endpoint is None else endpoint_key(endpoint)
+                result = _RESULTS.get(cache) if cache is not None else None
+                if result is None:
+                    key = f"{self._prefix}{DOCTOR_DIR}probe-{uuid.uuid4().hex}"
+                    result = await probe_conditional_put(client, self._bucket.name, key)
+                    if cache is not None:
+                        _RESULTS[cache] = result
+                self.result = result
+                if not result.honoured:
+                    logger.warning("endpoint %s ignores If-None-Match: %s", endpoint, result.detail)
             return self.result
 
     async def before_write(self) -> None:

@@ -93,15 +93,16 @@ class S3EventStore(EventStore):
         multipart_part_bytes: Compressed bytes per part of a streamed turn (>= 5 MiB).
         max_parts_in_flight: Parts of one streamed turn cut but not yet uploaded before
             ``append`` waits for the upload (back-pressure).
-        check_endpoint: Probe once, before the first write, that the endpoint honours
+        check_endpoint: Probe, before the first write, that the endpoint honours
             ``If-None-Match: *`` (two conditional PUTs and a DELETE under
             ``{prefix}_doctor/``), and once, before the first turn that outgrows
             ``max_turn_buffer_bytes``, that CompleteMultipartUpload honours it too (a PUT,
             a one-part upload, a DELETE); where it does not (Ceph radosgw 16) large turns
             are not streamed: that ``append`` raises :class:`UnsafeEndpointError` (code
             ``ConditionalMultipartIgnored``) and records nothing. ``None`` (default)
-            probes endpoints that are neither AWS nor loopback (test and development
-            servers); ``True`` always; ``False`` never.
+            probes every endpoint that is not AWS, loopback included (a local MinIO or
+            test server is exactly where a missing condition goes unnoticed), once per
+            endpoint per process; ``True`` probes AWS too; ``False`` never probes.
         allow_unsafe_endpoint: Write even when a probe finds that the endpoint ignores
             ``If-None-Match`` (a warning is logged): two writers of one turn can then
             silently overwrite each other.
@@ -120,6 +121,13 @@ class S3EventStore(EventStore):
         persist_every_bytes: The same, by unpersisted bytes of JSON lines.
         persist_every_seconds: The same, by the age of the oldest unpersisted event (checked
             at each ``append``; an idle turn is persisted by ``flush``).
+        checksum_headers: Send ``x-amz-checksum-sha256`` with every upload, so S3
+            verifies the bytes it stores (default). ``False`` for S3-compatible servers
+            that answer 400 to checksum headers (``s3-eventstore doctor`` tells): no
+            checksum header is sent that an operation does not require (botocore's
+            ``request_checksum_calculation``/``response_checksum_validation`` are
+            ``when_required`` either way). Every object is still verified against its
+            manifest's SHA-256 when read.
 
     Raises:
         ConfigurationError: bucket, prefix, limits or dictionary id are unusable.
@@ -155,6 +163,7 @@ class S3EventStore(EventStore):
         persist_every_events: int | None = None,
         persist_every_bytes: int | None = None,
         persist_every_seconds: float | None = None,
+        checksum_headers: bool = True,
     ) -> None:
         config = StoreConfig.from_options(
             bucket,
@@ -182,6 +191,7 @@ class S3EventStore(EventStore):
             persist_every_events=persist_every_events,
             persist_every_bytes=persist_every_bytes,
             persist_every_seconds=persist_every_seconds,
+            checksum_headers=checksum_headers,
         )
         self.config = config
         """The validated configuration, grouped."""
@@ -649,6 +659,12 @@ class S3EventStore(EventStore):
     # read the probe decision; they forward to the part that owns the behaviour.
 
     def _wants_probe(self) -> bool:
+        return self._probe.wanted()
+
+    @property
+    def probe_wanted(self) -> bool:
+        """Whether ``finish_turn`` probes the endpoint before the first write (see
+        ``check_endpoint``): every endpoint that is not AWS, unless configured otherwise."""
         return self._probe.wanted()
 
     @property
