@@ -35,6 +35,10 @@ _ALLOCATION: Final = 16
 """CPython's small-object allocator hands out blocks in multiples of 16 bytes."""
 
 
+_BYTES_BASE: Final = sys.getsizeof(b"")
+_STR_BASE: Final = sys.getsizeof("")
+
+
 def _allocated(size: int) -> int:
     return -(-size // _ALLOCATION) * _ALLOCATION
 
@@ -272,15 +276,17 @@ class AgentEventEnvelope:
     @property
     def memory_size(self) -> int:
         """Bytes this envelope holds in memory: its line, itself and its cached fields,
-        each as CPython allocates it, plus one list slot (what a buffer of it costs)."""
-        size = _allocated(sys.getsizeof(self._raw)) + _allocated(sys.getsizeof(self))
-        size += _allocated(sys.getsizeof(self._event_id))
-        size += _allocated(sys.getsizeof(self._timestamp))
+        each as CPython allocates it, plus one list slot (what a buffer of it costs).
+        ``max_buffer_bytes`` counts this (measured against RSS: benchmarks/buffer_memory.py)."""
+        # event_id and timestamp are ASCII (their grammars say so): compact str objects.
+        size = _allocated(_BYTES_BASE + len(self._raw)) + _ENVELOPE_BYTES + 8
+        size += _allocated(_STR_BASE + len(self._event_id))
+        size += _allocated(_STR_BASE + len(self._timestamp))
         if self._sequence > 256:  # smaller ints are shared
             size += _allocated(sys.getsizeof(self._sequence))
         if len(self._type) > 64:  # short types are interned: one copy for all events
             size += _allocated(sys.getsizeof(self._type))
-        return size + 8
+        return size
 
     # --- serialisation ------------------------------------------------------------------
 
@@ -312,6 +318,9 @@ class AgentEventEnvelope:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (AgentEventEnvelope.from_json, (self._raw,))
+
+
+_ENVELOPE_BYTES: Final = _allocated(sys.getsizeof(object.__new__(AgentEventEnvelope)))
 
 
 def format_rfc3339(moment: datetime) -> str:

@@ -33,7 +33,7 @@ def new_store(server: EmbeddedS3Server, bucket: str, **options: Any) -> S3EventS
 async def test_the_total_buffer_limit_refuses_before_buffering(
     s3_server: EmbeddedS3Server, bucket: str
 ) -> None:
-    size = event(0).wire_size + 1
+    size = event(0).memory_size  # the budget counts what an envelope holds in memory
     async with new_store(s3_server, bucket, max_buffer_bytes=5 * size) as store:
         for sequence in range(3):
             await store.append("a", 1, event(sequence))
@@ -65,7 +65,7 @@ async def test_the_total_buffer_limit_refuses_before_buffering(
 async def test_a_failed_finish_keeps_the_bytes_accounted(
     s3_server: EmbeddedS3Server, bucket: str
 ) -> None:
-    size = event(0).wire_size + 1
+    size = event(0).memory_size
     async with new_store(s3_server, "no-such-bucket-here", max_buffer_bytes=2 * size) as store:
         await store.append("t", 1, event(0))
         with pytest.raises(EventStoreError):
@@ -113,12 +113,12 @@ async def test_open_turns_reports_sizes_and_ages(s3_server: EmbeddedS3Server, bu
         assert [(i.thread_id, i.turn, i.events) for i in infos] == [("t", 1, 2), ("u", 2, 1)]
         first = infos[0]
         assert first.buffered_bytes == event(0).wire_size + event(2).wire_size + 2
-        assert first.memory_bytes == first.buffered_bytes
+        assert first.memory_bytes == event(0).memory_size + event(2).memory_size
         assert not first.streaming
         assert before <= first.opened_at <= first.last_append_at <= after
         assert first.last_append_at >= infos[1].last_append_at >= infos[1].opened_at
         assert first.idle_seconds >= 0
-        assert store.buffered_bytes == sum(i.buffered_bytes for i in infos)
+        assert store.buffered_bytes == sum(i.memory_bytes for i in infos)
 
 
 def test_buffer_limits_are_validated() -> None:

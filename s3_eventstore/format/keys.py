@@ -26,6 +26,7 @@ from typing import Final
 from urllib.parse import quote, unquote_to_bytes
 
 from s3_eventstore.errors import ConfigurationError, InvalidThreadIdError
+from s3_eventstore.format.manifest import METADATA_LIMIT_BYTES, largest_metadata_bytes
 from s3_eventstore.identifiers import check_thread_id
 
 __all__ = [
@@ -270,6 +271,13 @@ def _thread_folder(prefix: str, thread_id: str) -> str:
         raise InvalidThreadIdError(
             f"thread id of {len(thread_id.encode('utf-8'))} UTF-8 bytes is too long: its keys "
             f"would exceed S3's {MAX_KEY_BYTES}-byte key limit under prefix {prefix!r}"
+        )
+    metadata = largest_metadata_bytes(thread_id)
+    if metadata > METADATA_LIMIT_BYTES:
+        raise InvalidThreadIdError(
+            f"thread id of {len(thread_id)} characters is too long: a turn manifest carries "
+            f"it JSON-escaped in S3 user metadata, which would need up to {metadata} bytes "
+            f"of S3's {METADATA_LIMIT_BYTES}"
         )
     return folder
 

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, Final
 
 from s3_eventstore.errors import CorruptObjectError, UnsupportedFormatError
+from s3_eventstore.timestamps import MAX_TIMESTAMP_CHARS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -23,7 +24,10 @@ __all__ = [
     "MANIFEST_METADATA_KEY",
     "METADATA_LIMIT_BYTES",
     "READABLE_FORMATS",
+    "SHORTEST_LINE_BYTES",
     "TurnManifest",
+    "check_against_listing",
+    "largest_metadata_bytes",
     "load_json_object",
     "manifest_json",
 ]
@@ -124,6 +128,79 @@ def _check_types(manifest: TurnManifest, key: str) -> None:
         or any(value is not None and not isinstance(value, str) for value in optional)
     ):
         raise CorruptObjectError("manifest field has the wrong type", key=key)
+
+
+_WORST_TIMESTAMP: Final = "2025-06-01\x0012:00:00." + "9" * 38 + "-23:59"
+"""The longest timestamp an envelope may carry, with the separator that JSON escapes
+longest (``\u0000``): what a manifest's first and last timestamp can cost at most."""
+assert len(_WORST_TIMESTAMP) == MAX_TIMESTAMP_CHARS
+_U64_MAX: Final = 2**64 - 1
+
+
+SHORTEST_LINE_BYTES: Final = len(
+    b'{"event_id":"00000000000000000000000000000000","sequence":0,'
+    b'"timestamp":"0000-01-01T00:00:00Z","type":"x"}\n'
+)
+"""The shortest JSON line a valid envelope can have (newline included): a manifest
+claiming more events than ``raw_bytes // SHORTEST_LINE_BYTES`` lies."""
+
+
+def check_against_listing(
+    manifest: TurnManifest, *, key: str, thread_id: str, turn: int, size: int
+) -> None:
+    """Check what a manifest says against what its key and a LIST say, without the body:
+    the thread and turn its key names, the object's size, and an event count its payload
+    could hold. Reads that trust a manifest (counts from HEADs) call this; the full read
+    checks the same and more (:meth:`TurnCodec.decode`).
+
+    Raises:
+        CorruptObjectError: anything disagrees.
+    """
+    if manifest.thread_id != thread_id or manifest.turn != turn:
+        raise CorruptObjectError(
+            f"manifest names thread {manifest.thread_id!r} turn {manifest.turn}, "
+            f"but the key is for thread {thread_id!r} turn {turn}",
+            key=key,
+        )
+    if manifest.stored_bytes != size:
+        raise CorruptObjectError(
+            f"object is {size} bytes, manifest says {manifest.stored_bytes}", key=key
+        )
+    if manifest.events * SHORTEST_LINE_BYTES > manifest.raw_bytes or (
+        (manifest.events == 0) != (manifest.raw_bytes == 0)
+    ):
+        raise CorruptObjectError(
+            f"manifest says {manifest.events} events in {manifest.raw_bytes} bytes of JSON "
+            f"lines, which cannot be (a line is at least {SHORTEST_LINE_BYTES} bytes)",
+            key=key,
+        )
+    if (manifest.events == 0) != (manifest.first_timestamp is None) or (
+        (manifest.first_timestamp is None) != (manifest.last_timestamp is None)
+    ):
+        raise CorruptObjectError("manifest timestamps do not match its event count", key=key)
+
+
+def largest_metadata_bytes(thread_id: str) -> int:
+    """The most S3 user metadata (key plus value) any turn manifest of ``thread_id`` can
+    need: every number at its widest, both timestamps as long as envelopes may have them,
+    a dictionary named. The key layout refuses thread ids for which this exceeds
+    :data:`METADATA_LIMIT_BYTES`, at ``append``, so that every turn can be finished."""
+    worst = TurnManifest(
+        format=DICTIONARY_FORMAT_VERSION,
+        codec=CODEC,
+        thread_id=thread_id,
+        turn=_U64_MAX,
+        events=_U64_MAX,
+        raw_bytes=_U64_MAX,
+        stored_bytes=_U64_MAX,
+        sha256="f" * 64,
+        first_timestamp=_WORST_TIMESTAMP,
+        last_timestamp=_WORST_TIMESTAMP,
+        finished_at="9999-12-31T23:59:59.999999Z",
+        writer="f" * 32,
+        dictionary="f" * 32,
+    )
+    return sum(len(key) + len(value) for key, value in worst.to_metadata().items())
 
 
 _MANIFEST_FIELDS: Final = tuple(field.name for field in fields(TurnManifest))

@@ -191,6 +191,8 @@ class TurnStreamEncoder:
         """Compressed bytes produced so far (trailer included once finished)."""
         self.first_timestamp: str | None = None
         self.last_timestamp: str | None = None
+        self._ending: bytes | None = None
+        """The frame's last bytes once :meth:`finish` flushed it (see there)."""
         self.manifest: TurnManifest | None = None
         """Set by :meth:`finish`; after it, nothing more can be added."""
 
@@ -201,7 +203,7 @@ class TurnStreamEncoder:
 
     def add(self, envelope: AgentEventEnvelope) -> bytes:
         """Encode one event; returns compressed bytes ready to upload (often ``b""``)."""
-        if self.manifest is not None:
+        if self.manifest is not None or self._ending is not None:
             raise RuntimeError("the stream is finished")
         line = envelope.to_json()
         self._batch += line
@@ -232,9 +234,14 @@ class TurnStreamEncoder:
         """
         if self.manifest is not None:
             raise RuntimeError("the stream is finished")
-        out = self._compress_batch()
-        flushed = self._compressor.flush()
-        self.stored_bytes += len(flushed) + TRAILER_BYTES
+        if self._ending is None:
+            # Once flushed, the zstd frame is closed for good (compressing again raises
+            # ZstdError): keep its last bytes, so that a retry after a failure below
+            # finishes from here instead.
+            out = self._compress_batch()
+            flushed = self._compressor.flush()
+            self.stored_bytes += len(flushed) + TRAILER_BYTES
+            self._ending = out + flushed
         manifest = TurnManifest(
             format=FORMAT_VERSION,
             codec=CODEC,
@@ -255,7 +262,7 @@ class TurnStreamEncoder:
         trailer = struct.pack("<II", TRAILER_MAGIC, TRAILER_PAYLOAD_BYTES)
         trailer += text.ljust(TRAILER_PAYLOAD_BYTES, b" ")
         self.manifest = manifest
-        return out + flushed + trailer
+        return self._ending + trailer
 
 
 def _load_stream_header(text: str, *, key: str, what: str) -> dict[str, Any]:

@@ -54,6 +54,9 @@ class OpenTurn:
     turn: int
     events: list[AgentEventEnvelope] = field(default_factory=list)
     buffered_bytes: int = 0
+    held_bytes: int = 0
+    """Memory the buffered envelopes hold (their ``memory_size``): what the store's
+    ``max_buffer_bytes`` budget counts for this turn."""
     opened_at: float = field(default_factory=time.time)
     last_append_at: float = 0.0
     _writer: str = ""
@@ -92,6 +95,7 @@ class OpenTurn:
         """Buffer one event (the hot path: no I/O, no encoding)."""
         self.events.append(envelope)
         self.buffered_bytes += envelope.wire_size + 1
+        self.held_bytes += envelope.memory_size
         self.last_append_at = time.time()
 
     @property
@@ -110,5 +114,5 @@ class OpenTurn:
             self.opened_at,
             self.last_append_at or self.opened_at,
             streaming=stream is not None,
-            memory_bytes=stream.memory_bytes if stream is not None else self.buffered_bytes,
+            memory_bytes=stream.memory_bytes if stream is not None else self.held_bytes,
         )

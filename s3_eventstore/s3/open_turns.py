@@ -138,7 +138,7 @@ class OpenTurns:
         turns = self.by_thread.get(open_turn.thread_id)
         if turns is not None and turns.get(open_turn.turn) is open_turn:
             if open_turn.stream is None:
-                self.budget.release(open_turn.buffered_bytes)
+                self.budget.release(open_turn.held_bytes)
             del turns[open_turn.turn]
             if not turns:
                 del self.by_thread[open_turn.thread_id]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 from s3_eventstore.envelope import StoredTurnEvents
 from s3_eventstore.errors import ConflictingCopiesError, CorruptObjectError
 from s3_eventstore.format.lifecycle import OPEN_METADATA_KEY, Stub, is_stub_size
+from s3_eventstore.format.manifest import check_against_listing
 from s3_eventstore.format.segment import LEGACY_SEGMENT_FORMAT
 from s3_eventstore.identifiers import check_thread_id, check_turn
 from s3_eventstore.s3.concurrency import bounded_gather
@@ -50,6 +51,10 @@ if TYPE_CHECKING:
     from s3_eventstore.s3.open_turns import OpenTurns
 
 __all__ = ["ThreadReader"]
+
+MIN_SEGMENT_BYTES = 9
+"""A segment holds at least one zstd frame (magic, frame header, one block header: 9
+bytes); anything smaller named like a segment is corrupt, whatever its name counts."""
 
 _T = TypeVar("_T")
 TurnEvents = tuple["AgentEventEnvelope", ...]
@@ -388,6 +393,11 @@ class ThreadReader:
 
     async def _count(self, thread_id: str, source: _Source) -> int:
         if isinstance(source, ListedSegment):
+            if source.size < MIN_SEGMENT_BYTES:  # e.g. a zero-byte object named like one
+                raise CorruptObjectError(
+                    f"segment is {source.size} bytes: too small to hold any turn",
+                    key=source.key,
+                )
             return source.events
         if isinstance(source, _InSegment):
             return source.entry.manifest.events
@@ -402,6 +412,11 @@ class ThreadReader:
         if found is None:
             raise Relist(source.item.key)
         manifest, is_open = found
+        if not is_open:  # what the full read checks and a HEAD can: key, size, count
+            item = source.item
+            check_against_listing(
+                manifest, key=item.key, thread_id=thread_id, turn=item.turn, size=item.size
+            )
         if is_open and local is not None:
             if local.stream is not None:
                 raise streaming_error(local)

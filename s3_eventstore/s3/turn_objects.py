@@ -20,7 +20,7 @@ from s3_eventstore.errors import (
     StorageError,
 )
 from s3_eventstore.format.lifecycle import Stub, open_manifest
-from s3_eventstore.format.manifest import TurnManifest
+from s3_eventstore.format.manifest import TurnManifest, check_against_listing
 from s3_eventstore.format.stream import TRAILER_BYTES, StreamHeader, is_streamed, read_manifest
 from s3_eventstore.format.turn import TurnCodec
 from s3_eventstore.s3.cache import ManifestCache
@@ -226,19 +226,28 @@ class TurnObjects:
             self._dictionaries[dictionary.id] = dictionary
         return dictionary
 
-    async def manifest_of(self, item: ListedTurn) -> TurnManifest | None:
+    async def manifest_of(self, item: ListedTurn, thread_id: str) -> TurnManifest | None:
         """A listed turn object's manifest: cached for its ETag, or one HEAD (``None`` when
-        it vanished since the LIST).
+        it vanished since the LIST), checked against its key and the listed size
+        (:func:`~s3_eventstore.format.manifest.check_against_listing`), so that counts
+        read from manifests fail as the full read would.
 
         Raises:
-            IntegrityError: the manifest is missing or malformed.
+            IntegrityError: the manifest is missing, malformed, or disagrees with its key
+                or the listing.
             StorageError: the HEAD failed.
         """
-        cached = self.manifests.get(item.key, item.etag)
-        if cached is not None:
-            return cached
-        found = await self.head_manifest(item.key, strict=True)
-        return None if found is None else found[1]
+        manifest = self.manifests.get(item.key, item.etag)
+        if manifest is None:
+            found = await self.head_manifest(item.key, strict=True)
+            if found is None:
+                return None
+            manifest = found[1]
+            assert manifest is not None  # strict: a bad manifest raised
+        check_against_listing(
+            manifest, key=item.key, thread_id=thread_id, turn=item.turn, size=item.size
+        )
+        return manifest
 
     async def head_manifest(
         self, key: str, *, strict: bool

@@ -115,15 +115,17 @@ class TurnWriter:
         ):
             return False
         size = envelope.wire_size + 1
+        held = envelope.memory_size  # what the budget counts: real memory, not JSON bytes
         budget = self._open_turns.budget
         if (
             open_turn.buffered_bytes + size >= self.max_turn_buffer_bytes
-            or budget.used + size > budget.limit
+            or budget.used + held > budget.limit
         ):
             return False
-        budget.used += size
+        budget.used += held
         open_turn.events.append(envelope)
         open_turn.buffered_bytes += size
+        open_turn.held_bytes += held
         open_turn.last_append_at = time.time()
         return True
 
@@ -170,7 +172,7 @@ class TurnWriter:
                     f"turn {turn} of thread {thread_id!r}", self.max_turn_buffer_bytes
                 )
                 stream = self._new_stream(open_turn)  # may refuse: before anything is recorded
-            self._open_turns.budget.reserve(size)
+            self._open_turns.budget.reserve(envelope.memory_size)
         except BaseException:
             self._open_turns.drop_if_unused(open_turn)  # a refused append leaves no turn
             raise
@@ -275,7 +277,8 @@ class TurnWriter:
         # then on each append compresses only its own event (in 256 KiB batches).
         for event in open_turn.events:
             stream.add(event)
-        self._open_turns.budget.release(open_turn.buffered_bytes)
+        self._open_turns.budget.release(open_turn.held_bytes)
+        open_turn.held_bytes = 0
         open_turn.events = []
         open_turn.stream = stream
         logger.info(
