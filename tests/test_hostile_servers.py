@@ -274,7 +274,8 @@ def test_cli_no_checksum_headers_writes_to_such_a_server(
     assert "InvalidRequest" in refused.stderr
     done = invoke(via_proxy, "compact", thread, "--no-checksum-headers", "--json")
     assert done.exit_code == 0, done.output
-    assert json.loads(done.stdout)[0]["turns_compacted"] == len(archive.turns[thread])
+    (report,) = json.loads(done.stdout)["threads"]
+    assert report["turns_compacted"] == len(archive.turns[thread])
     cat = invoke(archive, "cat", thread)
     assert cat.stdout_bytes == archive.payload(thread)
 
