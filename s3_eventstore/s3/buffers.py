@@ -74,14 +74,18 @@ class OpenTurn:
     """``time.time()`` of the oldest unpersisted event (0: none)."""
 
     def take_front(self, count: int) -> int:
-        """Drop the first ``count`` events (now persisted); returns the bytes freed."""
+        """Drop the first ``count`` events (now persisted); returns the memory freed (the
+        ``held_bytes`` they accounted for: the unit of the store's buffer budget)."""
         if count <= 0:
             return 0
-        freed = sum(event.wire_size + 1 for event in self.events[:count])
+        dropped = self.events[:count]
         del self.events[:count]
-        self.buffered_bytes = max(0, self.buffered_bytes - freed)
+        wire = sum(event.wire_size + 1 for event in dropped)
+        held = sum(event.memory_size for event in dropped)
+        self.buffered_bytes = max(0, self.buffered_bytes - wire)
+        self.held_bytes = max(0, self.held_bytes - held)
         self.pending_since = time.time() if self.events else 0.0
-        return freed
+        return held
 
     @property
     def writer(self) -> str:
