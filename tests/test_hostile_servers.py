@@ -167,6 +167,30 @@ async def test_one_probe_per_endpoint_per_process(
     assert sorted(all_keys(backdoor, bucket)) == sorted([first.layout.turn_key("a", 1), key])
 
 
+async def test_the_probe_writes_only_under_the_prefix_doctor_folder(
+    s3_server: EmbeddedS3Server, bucket: str, backdoor: Any
+) -> None:
+    """Every key the conditional-write probe touches
+    lies under ``{prefix}_doctor/``, the one folder outside threads/ the store writes, and
+    nothing of it remains afterwards."""
+    forget_probes()
+    touched: list[tuple[str, str]] = []
+
+    def record(model: Any = None, params: Any = None, **_: Any) -> None:
+        if params and "Key" in params:
+            touched.append((model.name, params["Key"]))
+
+    async with store_via(s3_server.endpoint_url, s3_server, bucket, check_endpoint=None) as s:
+        s.client.meta.events.register("before-parameter-build.s3", record)
+        await finish(s, "t", 1)
+        turn_key = s.layout.turn_key("t", 1)
+    probe_keys = {key for _, key in touched if key != turn_key}
+    assert probe_keys, touched
+    assert all(key.startswith(f"{PREFIX.rstrip('/')}/_doctor/") for key in probe_keys), touched
+    assert {op for op, key in touched if key != turn_key} >= {"PutObject", "DeleteObject"}
+    assert all_keys(backdoor, bucket) == [turn_key]
+
+
 async def test_allow_unsafe_endpoint_is_the_way_out(
     proxy: FaultProxy,
     s3_server: EmbeddedS3Server,
