@@ -51,7 +51,10 @@ def test_cli_demo_json() -> None:
     report = json.loads(result.stdout)
     assert report["ok"] is True
     assert report["objects"] == 7
-    assert report["write_requests"] == {"PutObject": 7}
+    assert report["write_requests"] == {"PutObject": 7}  # one PUT per finished turn
+    # The demo's own server is a fresh endpoint: probed once, counted apart.
+    assert set(report["probe_requests"]) <= {"PutObject", "HeadObject", "DeleteObject"}
+    assert report["probe_requests"]["PutObject"] >= 2
 
 
 def test_cli_help_has_examples() -> None:

@@ -38,6 +38,9 @@ class DemoReport:
     objects: int = 0
     json_bytes: int = 0
     stored_bytes: int = 0
+    probe_requests: dict[str, int] = field(default_factory=dict)
+    """The conditional-write probe's requests (empty when the endpoint is not probed or
+    was already probed in this process): kept apart so ``write_requests`` is the turns'."""
     write_requests: dict[str, int] = field(default_factory=dict)
     read_requests: dict[str, int] = field(default_factory=dict)
     write_seconds: float = 0.0
@@ -76,6 +79,11 @@ class DemoReport:
             f"bytes as JSON  {self.json_bytes:,}",
             f"bytes stored   {self.stored_bytes:,}",
             f"compression    {self.ratio:.2f}x",
+            *(
+                [f"probe requests {_requests(self.probe_requests)}"]
+                if self.probe_requests
+                else []
+            ),
             f"write requests {_requests(self.write_requests)}",
             f"read requests  {_requests(self.read_requests)}",
             (
@@ -140,6 +148,11 @@ async def run_demo(
                 latencies.append((time.perf_counter() - started) * 1000)
                 await reference.finish_turn(thread_id, generated.turn)
 
+    if store.probe_wanted:
+        say("probing the endpoint's conditional writes (once per endpoint per process)")
+        store.requests.reset()
+        await store.probe_endpoint()
+        report.probe_requests = store.requests.snapshot()
     say(f"writing {len(turns)} turns of {len(threads)} threads to {store.url}")
     store.requests.reset()
     started = time.perf_counter()
