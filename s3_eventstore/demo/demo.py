@@ -79,11 +79,7 @@ class DemoReport:
             f"bytes as JSON  {self.json_bytes:,}",
             f"bytes stored   {self.stored_bytes:,}",
             f"compression    {self.ratio:.2f}x",
-            *(
-                [f"probe requests {_requests(self.probe_requests)}"]
-                if self.probe_requests
-                else []
-            ),
+            *([f"probe requests {_requests(self.probe_requests)}"] if self.probe_requests else []),
             f"write requests {_requests(self.write_requests)}",
             f"read requests  {_requests(self.read_requests)}",
             (
