@@ -316,3 +316,23 @@ def test_cli_shows_each_retry_on_stderr(proxy: FaultProxy, cli_env: None, archiv
     retries = [line for line in result.stderr.splitlines() if "retrying ListObjectsV2" in line]
     assert len(retries) == 2
     assert all("SlowDown" in line for line in retries)
+
+
+async def test_doctor_bounds_each_check_bodies_included(
+    proxy: FaultProxy, s3_server: EmbeddedS3Server, bucket: str, backdoor: Any
+) -> None:
+    """Item 7 for the doctor: its ranged GET's body trickles (one byte every 0.2 s, never
+    stalling long enough for botocore's read timeout): the check fails with the bound
+    named, the other checks still run, and nothing is left under _doctor/."""
+    proxy.trickle_seconds = 0.2
+    proxy.plan_next(FaultKind.TRICKLE, EVERY, match="GetObject")
+    report = await run_doctor(
+        proxy.endpoint_url, bucket, PREFIX, session=s3_server.session(), check_seconds=2
+    )
+    ranged = report.check("ranged_get")
+    assert not ranged.ok
+    assert "within 2 s" in ranged.detail
+    assert report.check("conditional_put").ok
+    assert report.check("delete_objects").ok
+    assert report.cleaned_up
+    assert all_keys(backdoor, bucket) == []

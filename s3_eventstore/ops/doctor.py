@@ -22,6 +22,7 @@ write to a non-AWS endpoint (``S3EventStore(check_endpoint=...)``).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import uuid
@@ -29,7 +30,7 @@ from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-from s3_eventstore.errors import StorageError
+from s3_eventstore.errors import StorageError, StorageUnavailableError
 from s3_eventstore.format.keys import normalise_prefix
 from s3_eventstore.s3.client import open_client
 from s3_eventstore.s3.config import ClientSettings
@@ -45,8 +46,14 @@ from s3_eventstore.s3.probe import (
 _FAILURES: Final = endpoint_failures()
 """What a request to a misbehaving endpoint raises: reported by the doctor, not raised."""
 
+_CLEAN_UP_FAILURES: Final[tuple[type[BaseException], ...]] = (*_FAILURES, TimeoutError)
+
+CHECK_SECONDS: Final = 60.0
+"""Default bound on one doctor check's whole exchange, bodies included, in seconds."""
+
 __all__ = [
     "CHECKSUM_ADVICE",
+    "CHECK_SECONDS",
     "DOCTOR_DIR",
     "Check",
     "DoctorReport",
@@ -151,6 +158,7 @@ async def run_doctor(
     prefix: str = "",
     session: Any = None,
     client: Any = None,
+    check_seconds: float = CHECK_SECONDS,
 ) -> DoctorReport:
     """Probe ``endpoint_url``/``bucket`` for what the store relies on; see the module doc.
 
@@ -161,6 +169,8 @@ async def run_doctor(
         session: An ``aioboto3.Session`` (credentials); ``None`` uses the default chain.
         client: An open aiobotocore S3 client to use instead (``endpoint_url`` and
             ``session`` are then ignored).
+        check_seconds: Bound on each check's whole exchange (requests and bodies), in
+            seconds; a check that runs over is reported failed, not waited for.
 
     Raises:
         ConfigurationError: the prefix is unusable.
@@ -175,7 +185,7 @@ async def run_doctor(
                 client = await open_client(settings, stack, session)
             except _FAILURES as err:
                 raise translate(err, operation="CreateClient") from err
-        doctor = _Doctor(client, bucket, folder)
+        doctor = _Doctor(client, bucket, folder, check_seconds)
         try:
             checks = await doctor.run()
         finally:
@@ -184,10 +194,11 @@ async def run_doctor(
 
 
 class _Doctor:
-    def __init__(self, client: Any, bucket: str, folder: str) -> None:
+    def __init__(self, client: Any, bucket: str, folder: str, check_seconds: float) -> None:
         self.client = client
         self.bucket = bucket
         self.folder = folder
+        self.check_seconds = check_seconds
         self.written: set[str] = set()
 
     async def put(self, name: str, body: bytes, **params: Any) -> dict[str, Any]:
@@ -201,20 +212,36 @@ class _Doctor:
     async def run(self) -> list[Check]:
         # The first PUT also tells whether the bucket is usable at all: let that raise.
         try:
-            await self.put("conditional", b"first", IfNoneMatch="*")
+            async with asyncio.timeout(self.check_seconds):
+                await self.put("conditional", b"first", IfNoneMatch="*")
+        except TimeoutError as err:
+            raise StorageUnavailableError(
+                f"PutObject under {self.folder!r}: no answer within {self.check_seconds:g} s"
+            ) from err
         except _FAILURES as err:
             raise translate(err, operation="PutObject", key=self.folder) from err
         probes = (
-            self.conditional_put,
-            self.checksum_accepted,
-            self.wrong_checksum_rejected,
-            self.listing_complete,
-            self.metadata_round_trip,
-            self.ranged_get,
-            self.conditional_multipart_complete,
-            self.delete_objects,
+            ("conditional_put", self.conditional_put),
+            ("checksum_sha256", self.checksum_accepted),
+            ("wrong_checksum_rejected", self.wrong_checksum_rejected),
+            ("listing_complete", self.listing_complete),
+            ("metadata_round_trip", self.metadata_round_trip),
+            ("ranged_get", self.ranged_get),
+            ("conditional_multipart_complete", self.conditional_multipart_complete),
+            ("delete_objects", self.delete_objects),
         )
-        return [await probe() for probe in probes]
+        checks = []
+        for name, probe in probes:
+            # A check's whole exchange, bodies included, is bounded: a server that
+            # trickles or stalls fails that check instead of hanging the doctor.
+            try:
+                async with asyncio.timeout(self.check_seconds):
+                    checks.append(await probe())
+            except TimeoutError:
+                checks.append(
+                    Check(name, False, f"no complete answer within {self.check_seconds:g} s")
+                )
+        return checks
 
     async def conditional_put(self) -> Check:
         name = "conditional_put"
@@ -389,10 +416,11 @@ class _Doctor:
     async def clean_up(self) -> bool:
         """Delete anything left one key at a time (DeleteObjects may be what failed)."""
         try:
-            for key in await self.remaining():
-                await self.client.delete_object(Bucket=self.bucket, Key=key)
-            return not await self.remaining()
-        except _FAILURES:
+            async with asyncio.timeout(self.check_seconds):
+                for key in await self.remaining():
+                    await self.client.delete_object(Bucket=self.bucket, Key=key)
+                return not await self.remaining()
+        except _CLEAN_UP_FAILURES:
             return False
 
 
