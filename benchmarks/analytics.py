@@ -1,20 +1,26 @@
 """Analytics at archive scale: the per-turn objects vs the Parquet tier, side by side.
 
 Writes the workload (default 100,000 events: 500 threads x 10 turns x 20 events; quick:
-1,000), then runs four queries through ``analytics.connect`` twice: before ``publish``
-(every turn is read from its turn object through the library) and after it (the view
-reads the committed Parquet files). Each query is one fresh connection plus the SQL,
-as ``s3-eventstore query`` runs it. Requests and response bytes are counted by a
-counting proxy (:class:`~s3_eventstore.testing.FaultProxy` with no faults) in front of
-the server; wall time is measured without the proxy, median of the repetitions.
-Also counts ``publish``'s own requests.
+300), then runs four queries through ``analytics.connect`` in three states: before
+``publish`` (the view reads every turn object through the library), the Parquet tier
+alone after it (``published_only``: the log's header lines, then each file's footer and
+the column chunks a query needs, by ranged GETs), and the default view after it (the
+Parquet tier plus the LIST that looks for unpublished turns). On the Parquet side every
+query is a fresh connection plus the SQL, as ``s3-eventstore query`` runs it. Requests
+and response bytes (headers included) are counted by a counting proxy
+(:class:`~s3_eventstore.testing.faultproxy.FaultProxy` with no faults) in front of the
+server, by operation; wall time is measured without the proxy, median of the
+repetitions, with the load average before and after each pass. Also counts
+``publish``'s own requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from s3_eventstore import S3EventStore
@@ -84,55 +90,103 @@ def _timed(con: Any, sql: str) -> tuple[float, list[Any]]:
     return time.perf_counter() - started, rows
 
 
+def _load() -> list[float]:
+    """The 1-, 5- and 15-minute load averages (wall times depend on them; counts do not)."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _figure(stats: list[Any], rows: list[Any], name: str) -> dict[str, Any]:
+    """Requests and response bytes of one query (its connection's included)."""
+    by_operation: Counter[str] = Counter()
+    requests: Counter[str] = Counter()
+    for stat in stats:
+        by_operation.update(stat.response_bytes)
+        requests.update(stat.requests)
+    return {
+        "get_requests": requests.get("GetObject", 0),
+        "requests": sum(requests.values()),
+        "requests_by_operation": dict(sorted(requests.items())),
+        "bytes_read": sum(by_operation.values()),
+        "bytes_by_operation": dict(sorted(by_operation.items())),
+        "rows": len(rows),
+        "answer": sorted(map(tuple, rows)) if name != "one_thread" else [r[0] for r in rows],
+    }
+
+
 def _tier(
-    ctx: Context, url: str, proxy: Any, thread: str, repetitions: int, published_only: bool
+    ctx: Context,
+    url: str,
+    proxy: Any,
+    thread: str,
+    repetitions: int,
+    published_only: bool,
+    *,
+    fresh: bool,
 ) -> dict[str, dict[str, Any]]:
-    """Each query as ``query`` runs it: a fresh connection, then the SQL. The connection's
-    cost (reading the log, the LIST and every pending turn) is measured once per pass and
-    added to each query's own; requests and bytes likewise (connection + the query's own
-    reads of Parquet column chunks, counted at the proxy)."""
+    """Each query as ``query`` runs it: a connection, then the SQL. With ``fresh`` every
+    query gets a connection of its own, counted and timed (nothing is cached between
+    queries: each reads the log, the footers and its column chunks). Without it (the
+    per-turn path, whose connection reads all 5,000 objects and costs minutes) one
+    connection is made per pass and its cost added to each query's own; the queries then
+    run over what it read. Requests and bytes come from one pass through the counting
+    proxy, times from ``repetitions`` more passes without it (median)."""
     sqls = {name: template.format(thread=thread) for name, template in QUERIES.items()}
-    proxy.reset_stats()
-    _, con = _connect(url, _access(ctx, proxy.endpoint_url), published_only)
-    connect_stats = proxy.stats()
+    load_before = _load()
     figures: dict[str, dict[str, Any]] = {}
-    try:
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in sqls}
+    counted = _access(ctx, proxy.endpoint_url)
+    direct = _access(ctx, ctx.endpoint_url)
+    if fresh:
         for name, sql in sqls.items():
             proxy.reset_stats()
-            elapsed, rows = _timed(con, sql)
-            stats = proxy.stats()
-            figures[name] = {
-                "get_requests": connect_stats.requests.get("GetObject", 0)
-                + stats.requests.get("GetObject", 0),
-                "requests": connect_stats.total_requests + stats.total_requests,
-                "bytes_read": sum(connect_stats.response_bytes.values())
-                + sum(stats.response_bytes.values()),
-                "rows": len(rows),
-                "answer": sorted(map(tuple, rows))
-                if name != "one_thread"
-                else [r[0] for r in rows],
-                "_times": [elapsed],
-            }
-    finally:
-        con.close()
-    connect_times = []
-    for _ in range(repetitions):
-        connected, con = _connect(url, _access(ctx, ctx.endpoint_url), published_only)
-        connect_times.append(connected)
+            connected, con = _connect(url, counted, published_only)
+            try:
+                connect_stats = proxy.stats()
+                proxy.reset_stats()
+                elapsed, rows = _timed(con, sql)
+                figures[name] = _figure([connect_stats, proxy.stats()], rows, name)
+            finally:
+                con.close()
+            times[name].append((connected, elapsed))
+        for _ in range(repetitions):
+            for name, sql in sqls.items():
+                connected, con = _connect(url, direct, published_only)
+                try:
+                    times[name].append((connected, _timed(con, sql)[0]))
+                finally:
+                    con.close()
+    else:
+        proxy.reset_stats()
+        connected, con = _connect(url, counted, published_only)
+        connect_stats = proxy.stats()
         try:
             for name, sql in sqls.items():
-                figures[name]["_times"].append(_timed(con, sql)[0])
+                proxy.reset_stats()
+                elapsed, rows = _timed(con, sql)
+                figures[name] = _figure([connect_stats, proxy.stats()], rows, name)
+                times[name].append((connected, elapsed))
         finally:
             con.close()
-    connect_seconds = statistics.median(connect_times) if connect_times else None
+        for _ in range(repetitions):
+            connected, con = _connect(url, direct, published_only)
+            try:
+                for name, sql in sqls.items():
+                    times[name].append((connected, _timed(con, sql)[0]))
+            finally:
+                con.close()
+    load_after = _load()
     for name, figure in figures.items():
-        times = figure.pop("_times")
-        own = statistics.median(times[1:] or times)
-        base = connect_seconds if connect_seconds is not None else 0.0
-        figure["connect_seconds"] = round(base, 4)
+        measured = times[name][1:] or times[name]  # the counted pass went through the proxy
+        connect_seconds = statistics.median(c for c, _ in measured)
+        own = statistics.median(q for _, q in measured)
+        figure["connect_seconds"] = round(connect_seconds, 4)
         figure["query_seconds"] = round(own, 4)
-        figure["seconds"] = round(base + own, 4)
-        ctx.log(f"   {name}: {figure['seconds']} s, {figure['bytes_read']} B")
+        figure["seconds"] = round(connect_seconds + own, 4)
+        figure["loadavg_before_after"] = [load_before, load_after]
+        ctx.log(
+            f"   {name}: {figure['seconds']} s, {figure['requests']} requests, "
+            f"{figure['bytes_read']} B (load {load_before[0]}-{load_after[0]})"
+        )
     return figures
 
 
@@ -168,11 +222,17 @@ async def run(ctx: Context) -> dict[str, Any]:
     async with ctx.store(NAME) as store:
         started = time.perf_counter()
         events, turns, thread = await _write(store, spec)
-        ctx.log(f"   wrote {events} events in {turns} turns: {time.perf_counter() - started:.1f} s")
+        ctx.log(
+            f"   wrote {events} events in {turns} turns: {time.perf_counter() - started:.1f} s "
+            f"(load {_load()})"
+        )
     url = f"s3://{ctx.bucket}/{ctx.prefix(NAME)}"
     with FaultProxy(ctx.endpoint_url) as proxy:
-        before = await asyncio.to_thread(_tier, ctx, url, proxy, thread, repetitions, False)
+        before = await asyncio.to_thread(
+            _tier, ctx, url, proxy, thread, repetitions, False, fresh=False
+        )
         proxy.reset_stats()
+        publish_load = _load()
         async with S3EventStore(
             ctx.bucket, ctx.prefix(NAME), endpoint_url=proxy.endpoint_url, session=ctx.session()
         ) as counted_store:
@@ -180,8 +240,12 @@ async def run(ctx: Context) -> dict[str, Any]:
             report = await publish(counted_store)
             publish_seconds = time.perf_counter() - started
         publish_stats = proxy.stats()
-        after = await asyncio.to_thread(_tier, ctx, url, proxy, thread, parquet_repetitions, True)
-        both = await asyncio.to_thread(_tier, ctx, url, proxy, thread, parquet_repetitions, False)
+        after = await asyncio.to_thread(
+            _tier, ctx, url, proxy, thread, parquet_repetitions, True, fresh=True
+        )
+        both = await asyncio.to_thread(
+            _tier, ctx, url, proxy, thread, parquet_repetitions, False, fresh=True
+        )
     same = {
         name: before[name].pop("answer") == after[name].pop("answer") == both[name].pop("answer")
         for name in QUERIES
@@ -215,7 +279,9 @@ async def run(ctx: Context) -> dict[str, Any]:
         "same_answers": same,
         "publish": {
             "seconds": round(publish_seconds, 2),
+            "loadavg_before_after": [publish_load, _load()],
             "requests": publish_stats.requests,
+            "bytes_by_operation": publish_stats.response_bytes,
             "get_requests": publish_stats.requests.get("GetObject", 0),
             "put_requests": publish_stats.requests.get("PutObject", 0),
             "files": len(report.files),

@@ -275,6 +275,63 @@ async def test_a_corrupt_log_entry_is_an_integrity_error(
         await read_state(s3_store)
 
 
+async def test_readers_of_the_tier_read_entry_headers_alone(
+    s3_server: EmbeddedS3Server, bucket: str, backdoor: Any
+) -> None:
+    """A files-only reader (the view with ``published_only``) GETs the first 4 KiB of an
+    entry, not its turn list, however many turns the entry publishes; format-1 entries (one
+    JSON object, written before the header line existed) are still read both ways."""
+    from s3_eventstore.ops.columnar.log import HEADER_READ_BYTES
+    from s3_eventstore.testing.faultproxy import FaultProxy
+
+    async with S3EventStore(
+        bucket, PREFIX, endpoint_url=s3_server.endpoint_url, session=s3_server.session()
+    ) as writer:
+        spec = WorkloadSpec(threads=20, turns_per_thread=5, events_per_turn=2, seed=4)
+        await write_archive(writer, spec, special=False)
+        await publish(writer)
+        full = await read_state(writer)
+    key = f"{PREFIX}/published/_log/{0:020d}.json"
+    size = backdoor.head_object(Bucket=bucket, Key=key)["ContentLength"]
+    assert size > 2 * HEADER_READ_BYTES  # 100 turns of about 116 bytes each
+    with FaultProxy(s3_server.endpoint_url) as proxy:
+        async with S3EventStore(
+            bucket, PREFIX, endpoint_url=proxy.endpoint_url, session=s3_server.session()
+        ) as reader:
+            proxy.reset_stats()
+            headers = await read_state(reader, files_only=True)
+            stats = proxy.stats()
+    assert stats.requests == {"ListObjectsV2": 1, "GetObject": 1}
+    assert stats.response_bytes["GetObject"] < HEADER_READ_BYTES + 2048  # + HTTP headers
+    assert headers.files == full.files
+    assert headers.turns == {}
+    with pytest.raises(ValueError, match="files-only"):
+        headers.overlaps({("t", 0)})
+    # A format-1 entry: one JSON object with the turns inline.
+    first = full.entries[0]
+    assert first.turns is not None
+    legacy = json.loads(first.render().split(b"\n")[0])
+    legacy.update(
+        format=1,
+        turns=[[t.thread_id, t.turn, t.events, t.sha256, t.file] for t in first.turns],
+        segments=list(first.segments),
+    )
+    backdoor.put_object(Bucket=bucket, Key=key, Body=json.dumps(legacy).encode())
+    async with S3EventStore(
+        bucket, PREFIX, endpoint_url=s3_server.endpoint_url, session=s3_server.session()
+    ) as again:
+        assert (await read_state(again)).turns == full.turns
+        assert (await read_state(again, files_only=True)).files == full.files
+        assert (await publish(again)).turns == 0
+    # A format-2 entry cut after its header line is refused, not read as having no turns.
+    backdoor.put_object(Bucket=bucket, Key=key, Body=first.render().split(b"\n")[0])
+    async with S3EventStore(
+        bucket, PREFIX, endpoint_url=s3_server.endpoint_url, session=s3_server.session()
+    ) as cut:
+        with pytest.raises(IntegrityError, match="no turns line"):
+            await read_state(cut)
+
+
 def test_publish_command(archive: Any) -> None:
     result = invoke(
         None, "publish", "--url", archive.url, "--json", endpoint_url=archive.endpoint_url

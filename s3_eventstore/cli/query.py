@@ -62,8 +62,9 @@ def query(
 ) -> None:
     """Run SQL over the archive with DuckDB; the view `events` is every archived event.
 
-    `events` is the Parquet tier written by `publish` plus every finished turn not
-    published yet, each turn exactly once. Columns: thread_id, turn, position, event_id,
+    `events` is the Parquet tier written by `publish` plus every turn not published yet,
+    each turn exactly once (an open turn's rows have finished = false). Columns:
+    thread_id, turn, position, event_id,
     sequence, timestamp (UTC, ns), timestamp_text (as written), type, message_id,
     tool_name, tool_call_id, input_tokens, output_tokens, cached_input_tokens,
     cache_creation_input_tokens, error_message, envelope (the JSON line as stored), day,

@@ -5,6 +5,12 @@ One flat LIST of ``threads/`` finds every turn object and segment. A turn object
 not name and whose turn range is not wholly published (its index alone says which turns
 it holds). Pending turns are read through the store, which verifies every object and
 resolves compacted threads, so a turn is read exactly as ``get_turn``/``get_turns`` read it.
+
+Open (persisted, unfinished) turns are listed like finished ones — a LIST cannot tell them
+apart — and cost their GET on every run until they finish; the reader then drops them
+(``publish`` never publishes an open turn) or yields them with ``finished=False`` (the
+``events`` view shows them). Compaction stubs (8-byte objects at turn keys) stand for
+their turns: a stub of a published turn is skipped like the object it replaced.
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ class ReadTurn:
     turn: int
     events: tuple[AgentEventEnvelope, ...]
     sha256: str
+    finished: bool = True
+    """``False`` for an open turn (only with ``include_open``): never published."""
 
 
 def payload_sha256(events: tuple[AgentEventEnvelope, ...]) -> str:
@@ -111,12 +119,14 @@ async def read_pending(
     state: PublishedState,
     *,
     window: int | None = None,
+    include_open: bool = False,
 ) -> AsyncIterator[ReadTurn]:
     """The pending turns, read and verified by the store, ``window`` threads at a time.
 
     Turns of a thread with pending segments come from one ``get_turns``; other turns from
     one ``get_turn`` each. Turns the log publishes meanwhile are still yielded: the caller
-    decides at commit time.
+    decides at commit time. Open turns are skipped unless ``include_open`` (then they come
+    with ``finished=False``, as the store read them at that moment).
 
     Raises:
         IntegrityError: an object failed verification, or two copies of a turn disagree.
@@ -127,17 +137,19 @@ async def read_pending(
     async def one_turn(thread_id: str, turn: int) -> list[ReadTurn]:
         async with semaphore:
             stored = await store.get_turn(thread_id, turn)
-        if stored is None or not stored.finished:
-            return []  # deleted (cleared) since the LIST
-        return [ReadTurn(thread_id, turn, stored.events, payload_sha256(stored.events))]
+        if stored is None or not (stored.finished or include_open):
+            return []  # deleted (cleared) since the LIST, or open
+        return [
+            ReadTurn(thread_id, turn, stored.events, payload_sha256(stored.events), stored.finished)
+        ]
 
     async def whole_thread(pending: PendingThread) -> list[ReadTurn]:
         async with semaphore:
             stored_turns = await store.get_turns(pending.thread_id)
         return [
-            ReadTurn(pending.thread_id, s.turn, s.events, payload_sha256(s.events))
+            ReadTurn(pending.thread_id, s.turn, s.events, payload_sha256(s.events), s.finished)
             for s in stored_turns
-            if s.finished and (pending.thread_id, s.turn) not in state.turns
+            if (s.finished or include_open) and (pending.thread_id, s.turn) not in state.turns
         ]
 
     jobs: list[Callable[[], Awaitable[list[ReadTurn]]]] = []

@@ -9,6 +9,10 @@
   writes the Parquet files, so both halves read every event the same way.
 
 Each (thread, turn) is in exactly one half: the log names it, or it is pending.
+Open (persisted, unfinished) turns are pending by construction (``publish`` never
+publishes one): they are in the view with ``finished = false``, as they were persisted
+when ``connect`` read them; every other row has ``finished = true``. A compaction stub
+stands for its turn: the turn is read from its segment, with its own turn number.
 
 DuckDB itself gets no file system and no credentials: the connection runs with
 ``enable_external_access = false`` (no local files, no httpfs, no extension loading),
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
     from s3_eventstore.s3.store import S3EventStore
 
 __all__ = [
+    "FINISHED_COLUMN",
     "PENDING_RELATION",
     "PUBLISHED_RELATION",
     "TierSnapshot",
@@ -57,44 +62,54 @@ PUBLISHED_RELATION: Final = "events_published"
 """The registered relation over the committed Parquet files."""
 PENDING_RELATION: Final = "events_pending"
 """The registered relation over the turns not yet published."""
+FINISHED_COLUMN: Final = "finished"
+"""Whether the row's turn is finished (only pending rows can be ``false``)."""
 
 
 @dataclass(frozen=True, slots=True)
 class TierSnapshot:
     """What one ``connect`` read: the committed files and the pending rows."""
 
-    files: tuple[str, ...]
-    """``bucket/key`` of each committed data file."""
+    files: tuple[tuple[str, int], ...]
+    """``(bucket/key, size)`` of each committed data file."""
     root: str
     """``bucket/key`` of the tier's folder (the files' partition base), no trailing slash."""
     pending: TurnRows
     """Rows of the turns not yet published."""
     pending_turns: int
     """How many turns those rows come from."""
+    open_turns: int = 0
+    """How many of them are open (their rows have ``finished = false``)."""
 
 
 async def snapshot(store: S3EventStore, *, published_only: bool = False) -> TierSnapshot:
     """Read the log and every pending turn (one consistent cut: a turn committed while the
     pending turns are read is taken from the log's earlier state, i.e. as pending).
-    ``published_only`` skips the pending turns (and the LIST that finds them).
+    Open turns are pending rows with ``finished = false``. ``published_only`` skips the
+    pending turns (and the LIST that finds them).
 
     Raises:
         IntegrityError: the log is corrupt or an object failed verification.
         StorageError: a request failed.
     """
-    state: PublishedState = await read_state(store)
+    state: PublishedState = await read_state(store, files_only=published_only)
     rows = TurnRows.empty()
     days: list[str] = []
-    turns = 0
+    finished: list[bool] = []
+    turns = open_turns = 0
     pending = [] if published_only else await find_pending(store, state)
-    async for read in read_pending(store, pending, state):
+    async for read in read_pending(store, pending, state, include_open=True):
         before = len(rows)
         turn_rows(read.thread_id, read.turn, read.events, rows)
         days.extend([partition_day(read.events)] * (len(rows) - before))
+        finished.extend([read.finished] * (len(rows) - before))
         turns += 1
+        open_turns += not read.finished
     rows.columns[PARTITION_COLUMN] = days
-    files = tuple(f"{store.bucket}/{key}" for key in state.files)
-    return TierSnapshot(files, f"{store.bucket}/{state.root}".rstrip("/"), rows, turns)
+    rows.columns[FINISHED_COLUMN] = finished
+    files = tuple((f"{store.bucket}/{key}", item.size) for key, item in state.files.items())
+    root = f"{store.bucket}/{state.root}".rstrip("/")
+    return TierSnapshot(files, root, rows, turns, open_turns)
 
 
 def events_view_sql() -> str:
@@ -105,10 +120,10 @@ def events_view_sql() -> str:
         "sequence": "CAST(sequence AS UBIGINT) AS sequence",
     }
     columns = ", ".join(casts.get(name, _quote(name)) for name in [*names, PARTITION_COLUMN])
-    tail = "CAST(envelope AS JSON) AS event, true AS finished"
+    event = "CAST(envelope AS JSON) AS event"
     return (
-        f"SELECT {columns}, {tail} FROM {PUBLISHED_RELATION} "
-        f"UNION ALL SELECT {columns}, {tail} FROM {PENDING_RELATION}"
+        f"SELECT {columns}, {event}, true AS {FINISHED_COLUMN} FROM {PUBLISHED_RELATION} "
+        f"UNION ALL SELECT {columns}, {event}, {FINISHED_COLUMN} FROM {PENDING_RELATION}"
     )
 
 
@@ -160,27 +175,41 @@ def open_events(
     return connection
 
 
-def _published_dataset(files: tuple[str, ...], root: str, filesystem: Any) -> pads.Dataset:
+def _published_dataset(
+    files: tuple[tuple[str, int], ...], root: str, filesystem: Any
+) -> pads.Dataset:
+    """The committed files as one dataset. Each fragment is made with its size from the
+    log and its ``day`` from its key, so opening the dataset costs no request (no HEAD, no
+    LIST); a scan reads each file's footer, then only the column chunks it needs (ranged
+    GETs)."""
     import pyarrow as pa
     import pyarrow.dataset as ds
 
     schema = arrow_schema(naive_timestamp=True).append(pa.field(PARTITION_COLUMN, pa.string()))
     if not files:
         return ds.dataset(pa.table({f.name: pa.array([], f.type) for f in schema}, schema=schema))
-    return ds.dataset(
-        list(files),
-        schema=schema,
-        filesystem=filesystem,
-        format="parquet",
-        partitioning=ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.string())]), flavor="hive"),
-        partition_base_dir=root,
-    )
+    parquet = ds.ParquetFileFormat()
+    partitioning = ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.string())]), flavor="hive")
+    fragments = [
+        parquet.make_fragment(
+            path,
+            filesystem,
+            partition_expression=partitioning.parse(path[len(root) :].rpartition("/")[0]),
+            file_size=size,
+        )
+        for path, size in files
+    ]
+    return ds.FileSystemDataset(fragments, schema, parquet, filesystem)
 
 
 def _pending_table(rows: TurnRows) -> pa.Table:
     import pyarrow as pa
 
-    schema = arrow_schema(naive_timestamp=True).append(pa.field(PARTITION_COLUMN, pa.string()))
+    schema = (
+        arrow_schema(naive_timestamp=True)
+        .append(pa.field(PARTITION_COLUMN, pa.string()))
+        .append(pa.field(FINISHED_COLUMN, pa.bool_(), nullable=False))
+    )
     return pa.table(rows.columns, schema=schema)
 
 
