@@ -363,7 +363,9 @@ def test_publish_command(archive: Any) -> None:
 def test_a_publisher_killed_by_sigkill_mid_way(
     s3_server: EmbeddedS3Server, bucket: str, backdoor: Any, step: str
 ) -> None:
-    """A real kill -9 (no exception handler, no finally) between two steps."""
+    """A real kill -9 (no exception handler, no finally) between two steps; then
+    ``s3-eventstore query`` and ``s3-eventstore publish`` finish the story, on an archive
+    with a thread compacted before the kill."""
     import os
     import signal
     import subprocess
@@ -374,7 +376,10 @@ def test_a_publisher_killed_by_sigkill_mid_way(
         async with S3EventStore(
             bucket, PREFIX, endpoint_url=s3_server.endpoint_url, session=s3_server.session()
         ) as store:
-            await write_archive(store, WorkloadSpec(threads=3, turns_per_thread=2, seed=2))
+            written = await write_archive(
+                store, WorkloadSpec(threads=3, turns_per_thread=2, seed=2)
+            )
+            await store.compact(next(iter(written)))  # stubs and a segment
             return await _expected(store)
 
     expected = asyncio.run(write())
@@ -410,17 +415,34 @@ def test_a_publisher_killed_by_sigkill_mid_way(
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
     url = f"s3://{bucket}/{PREFIX}"
     assert _view(url, s3_server.endpoint_url) == expected
+    assert _cli_rows(url, s3_server.endpoint_url) == expected
+    assert _cli_rows(url, s3_server.endpoint_url, "--published-only") == (
+        Counter() if step == "uploaded" else expected
+    )
+    published = invoke(None, "publish", "--url", url, "--json", endpoint_url=s3_server.endpoint_url)
+    assert published.exit_code == 0, published.output
+    turns = json.loads(published.stdout)["turns"]
+    assert turns == (len({(t, n) for t, n, _ in expected}) if step == "uploaded" else 0)
+    assert _cli_rows(url, s3_server.endpoint_url) == expected
+    assert _cli_rows(url, s3_server.endpoint_url, "--published-only") == expected
 
-    async def finish() -> tuple[Counter[tuple[str, int, str]], list[str], int]:
+    async def finish() -> tuple[Counter[tuple[str, int, str]], list[str]]:
         async with S3EventStore(
             bucket, PREFIX, endpoint_url=s3_server.endpoint_url, session=s3_server.session()
         ) as store:
-            report = await publish(store)
             rows = await _committed_rows(store, backdoor)
-            return rows, await collect_garbage(store, 0), report.turns
+            return rows, await collect_garbage(store, 0)
 
-    rows, garbage, turns = asyncio.run(finish())
+    rows, garbage = asyncio.run(finish())
     assert rows == expected
     assert bool(garbage) == (step == "uploaded")  # the killed run's file, never committed
-    assert turns == (len({(t, n) for t, n, _ in expected}) if step == "uploaded" else 0)
     assert _view(url, s3_server.endpoint_url) == expected
+
+
+def _cli_rows(url: str, endpoint_url: str, *options: str) -> Counter[tuple[str, int, str]]:
+    """(thread, turn, envelope) of every row, as ``s3-eventstore query --json`` prints it."""
+    sql = "SELECT thread_id, turn, envelope FROM events"
+    result = invoke(None, "query", "--url", url, "--json", *options, sql, endpoint_url=endpoint_url)
+    assert result.exit_code == 0, result.output
+    rows = (json.loads(line) for line in result.stdout.splitlines())
+    return Counter((row["thread_id"], row["turn"], row["envelope"]) for row in rows)
