@@ -132,6 +132,7 @@ async def test_open_turns_are_visible_unfinished_and_published_once_finished(
 
         first = await _cli_publish(url, endpoint)
         assert first["turns"] == 2 + 3 + 2  # finished turns only
+        assert first["open_turns"] == 2
         async with open_store() as reader:
             state = await read_state(reader)
         assert ("plain", 2) not in state.turns
@@ -145,9 +146,13 @@ async def test_open_turns_are_visible_unfinished_and_published_once_finished(
             second = await publish(again)
             # Nothing new: stubs of published turns and the recorded segment cost nothing;
             # each open turn costs its GET, the log its entry.
-            assert (second.turns, second.files) == (0, [])
+            assert (second.turns, second.files, second.open_turns) == (0, [], 2)
             assert again.requests.snapshot().get("GetObject", 0) == 2 + 1
         assert _view_rows(url, endpoint) == persisted
+        text = await asyncio.to_thread(invoke, None, "publish", "--url", url, endpoint_url=endpoint)
+        assert text.exit_code == 0, text.output
+        assert text.stdout.startswith("published 0 turn(s)")
+        assert text.stdout.rstrip().endswith("; 2 open turn(s) left for later")
         assert await _cli_query(
             url,
             endpoint,
@@ -166,7 +171,7 @@ async def test_open_turns_are_visible_unfinished_and_published_once_finished(
     assert all(row[3] for row in finished)
     assert sum(finished.values()) == sum(persisted.values()) + 1
     third = await _cli_publish(url, endpoint)
-    assert third["turns"] == 2
+    assert (third["turns"], third["open_turns"]) == (2, 0)
     assert third["events"] == 4 + 4
     assert _view_rows(url, endpoint, published_only=True) == finished
     assert _view_rows(url, endpoint) == finished

@@ -46,6 +46,7 @@ def publish(config: ArchiveConfig, target_file_mib: int, as_json: bool) -> None:
         f"published {report['turns']} turn(s), {report['events']} event(s) in "
         f"{len(report['files'])} file(s) ({report['bytes_written']} bytes); "
         f"{len(report['garbage_deleted'])} leftover file(s) deleted"
+        + (f"; {report['open_turns']} open turn(s) left for later" if report["open_turns"] else "")
     )
 
 

@@ -1,8 +1,16 @@
-"""DuckDB over the archive in place: no ETL, the turn objects are the table.
+"""DuckDB over the archive: the ``events`` view, and the by-hand httpfs recipe.
 
-:func:`connect` returns a DuckDB connection with the ``httpfs`` extension loaded, S3
-credentials and endpoint configured from the standard AWS chain, and a view
-:data:`EVENTS_VIEW` (``events``) with one row per archived event:
+:func:`connect` returns a locked-down DuckDB connection whose view :data:`EVENTS_VIEW`
+(``events``) is every archived event: the Parquet tier ``publish`` committed plus the
+turns not published yet (open ones with ``finished = false``), each turn once. Its
+columns and rules are in :mod:`s3_eventstore.ops.columnar.view` and docs/ANALYTICS.md;
+DuckDB gets no credentials and no file system (pyarrow reads S3).
+
+:func:`events_source_sql` is the older, by-hand way, kept for users who run DuckDB
+themselves with ``httpfs`` (:func:`httpfs_extension_path`): a ``SELECT`` that scans the
+turn objects in place, one row per archived event (it predates open turn objects and
+stubs, FORMAT.md section 11, and does not tell open turns from finished ones: prefer
+:func:`connect`):
 
 ================  ===========  ====================================================
 column            type         from

@@ -97,6 +97,8 @@ class PublishReport:
     """Batches started again because another publisher committed the same turns first."""
     garbage_deleted: list[str] = field(default_factory=list)
     """Orphaned files deleted (left by killed or losing publishers)."""
+    open_turns: int = 0
+    """Open (persisted, unfinished) turns seen and left for a run after they finish."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -108,6 +110,7 @@ class PublishReport:
             "commits": list(self.commits),
             "retries": self.retries,
             "garbage_deleted": list(self.garbage_deleted),
+            "open_turns": self.open_turns,
         }
 
 
@@ -181,13 +184,17 @@ async def _publish_pending(
     commit_raw_bytes: int,
     on_step: Callable[[str], None] | None,
 ) -> None:
+    report.open_turns = 0  # counted again when a lost race restarts the run
     pending = await find_pending(store, state)
     if not pending:
         return
     segments_of = {p.thread_id: p.segments for p in pending}
     batch = _Batch(target_file_bytes)
     try:
-        async for read in read_pending(store, pending, state):
+        async for read in read_pending(store, pending, state, include_open=True):
+            if not read.finished:  # never published: the run after its finish takes it
+                report.open_turns += 1
+                continue
             batch.add(read, segments_of.get(read.thread_id, []))
             if batch.raw_bytes >= commit_raw_bytes:
                 await _commit(store, state, batch, report, on_step)
