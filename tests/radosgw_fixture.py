@@ -254,10 +254,13 @@ class Radosgw:
             self._directory = None
 
     def session(self) -> Any:
-        """An ``aioboto3.Session`` with the test user's credentials."""
-        import aioboto3
+        """An ``aioboto3.Session`` with the test user's credentials. (one for the server's life: a session parses botocore's
+        S3 model once, and every client created from it reuses the parse)."""
+        if getattr(self, "_session", None) is None:
+            import aioboto3
 
-        return aioboto3.Session(**CREDENTIALS)
+            self._session = aioboto3.Session(**CREDENTIALS)
+        return self._session
 
     def client(self) -> Any:
         """A synchronous boto3 client (the tests' backdoor)."""

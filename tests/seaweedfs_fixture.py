@@ -283,10 +283,13 @@ class SeaweedFS:
             self._directory = None
 
     def session(self) -> Any:
-        """An ``aioboto3.Session`` with the credentials the server checks."""
-        import aioboto3
+        """An ``aioboto3.Session`` with the credentials the server checks. (one for the server's life: a session parses botocore's
+        S3 model once, and every client created from it reuses the parse)."""
+        if getattr(self, "_session", None) is None:
+            import aioboto3
 
-        return aioboto3.Session(**CREDENTIALS)
+            self._session = aioboto3.Session(**CREDENTIALS)
+        return self._session
 
     def client(self) -> Any:
         """A synchronous boto3 client (the tests' backdoor)."""
