@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Final
+from typing import Any, Final
 
 import click
 
 from s3_eventstore import __version__
+from s3_eventstore.cli import startup
 
 __all__ = ["COMMANDS", "main"]
 
@@ -39,7 +40,16 @@ COMMANDS: Final = {
 
 
 class _LazyGroup(click.Group):
-    """A group that imports a command's module only when the command is looked up."""
+    """A group that imports a command's module only when the command is looked up.
+
+    Called as a program (``s3-eventstore``, ``python -m s3_eventstore``), it first sets
+    the process up for a quick start (:func:`.startup.begin`); click's test runner calls
+    :meth:`main` instead, and leaves the process as it is.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        startup.begin()
+        return super().__call__(*args, **kwargs)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(COMMANDS)

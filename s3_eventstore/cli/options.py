@@ -25,6 +25,7 @@ import click
 import orjson
 
 from s3_eventstore.cli.exit_codes import ExitCode
+from s3_eventstore.cli.startup import startup_allocations
 from s3_eventstore.errors import (
     BucketNotFoundError,
     ConfigurationError,
@@ -36,7 +37,7 @@ from s3_eventstore.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine, Iterator
+    from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 
     from s3_eventstore.s3.store import S3EventStore
 
@@ -133,22 +134,32 @@ class ArchiveConfig:
     checksum_headers: bool = True
     """Send ``x-amz-checksum-sha256`` on uploads (``--no-checksum-headers`` turns it off)."""
 
-    def open_store(self, **options: Any) -> S3EventStore:
-        """A store for the archive (not yet connected; use it with ``async with``).
+    @contextlib.asynccontextmanager
+    async def open_store(self, **options: Any) -> AsyncIterator[S3EventStore]:
+        """The archive's store, its client created (``async with config.open_store()``);
+        closed when the block ends.
+
+        Creating the first client is most of a small command's time (imports, botocore's
+        model): it runs inside :func:`.startup.startup_allocations`.
 
         Raises:
             ConfigurationError: the URL, bucket or prefix is unusable.
+            StorageError: the client could not be created.
         """
-        from s3_eventstore.s3.store import S3EventStore
+        with startup_allocations():
+            from s3_eventstore.s3.store import S3EventStore
 
-        return S3EventStore.from_url(
-            self.url,
-            endpoint_url=self.endpoint_url,
-            region_name=self.region,
-            profile_name=self.profile,
-            checksum_headers=self.checksum_headers,
-            **options,
-        )
+            store = S3EventStore.from_url(
+                self.url,
+                endpoint_url=self.endpoint_url,
+                region_name=self.region,
+                profile_name=self.profile,
+                checksum_headers=self.checksum_headers,
+                **options,
+            )
+            await store.open()
+        async with store:
+            yield store
 
 
 def check_endpoint_url(value: str | None) -> str | None:

@@ -8,7 +8,9 @@ stores given neither ``client`` nor ``session`` share, by default:
 
 * one aiobotocore session per profile and AWS environment for the process (its loader
   caches the parsed models, so another client from it costs milliseconds, not hundreds
-  of them; aioboto3 and boto3 are not even imported);
+  of them; aioboto3 and boto3 are not even imported); its loader is
+  :class:`~s3_eventstore.s3.loader.ServiceLoader`, which loads the same data with less
+  work;
 * one open client per (configuration, event loop), leased by reference count: stores
   with equal :class:`~s3_eventstore.s3.config.ClientSettings` on the same loop use the
   same client, hence the same connection pool. The last lease released closes it.
@@ -110,11 +112,18 @@ def shared_session(profile_name: str | None) -> Any:
     environment, created on first use (it caches parsed models and credentials)."""
     from aiobotocore.session import AioSession
 
+    from s3_eventstore.s3.loader import create_service_loader
+
     key = (profile_name, _environment())
     with _lock:
         session = _sessions.get(key)
         if session is None:
-            session = _sessions[key] = AioSession(profile=profile_name)
+            session = AioSession(profile=profile_name)
+            # The same data as botocore's loader, without listing every service first
+            # and parsed with orjson (s3_eventstore.s3.loader).
+            loader = create_service_loader(session.get_config_variable("data_path"))
+            session.register_component("data_loader", loader)
+            _sessions[key] = session
         return session
 
 
