@@ -107,6 +107,18 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             lambda v: v <= 1.10,
         ),
         (
+            "CLI `threads` on a small archive, wall ms (issue 14: idle 2-core machine)",
+            "cli_calls.median_wall_ms.threads",
+            "< 500",
+            lambda v: v < 500,
+        ),
+        (
+            "CLI `cat THREAD` on a small archive, wall ms (issue 14: idle 2-core machine)",
+            "cli_calls.median_wall_ms.cat",
+            "< 500",
+            lambda v: v < 500,
+        ),
+        (
             "max_buffer_bytes bounds real memory: RSS growth / budget (worst path)",
             "buffer_memory.worst_rss_growth_to_budget",
             "<= 1.25",
@@ -352,6 +364,16 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str]]:
                 f"{c['ratio_first_turn_to_bare_aioboto3_put']}x",
             )
         )
+    calls = results.get("cli_calls")
+    if calls:
+        load = calls["loadavg_1_before_after"]
+        for name in calls["median_wall_ms"]:
+            add(
+                (
+                    f"CLI call: {name} (median wall / CPU; load {load[0]}-{load[1]})",
+                    f"{calls['median_wall_ms'][name]} ms / {calls['median_cpu_ms'][name]} ms",
+                )
+            )
     mem = results.get("memory")
     if mem:
         o = mem["open_turns"]
