@@ -77,7 +77,7 @@ def shared_tls_session_class(*, tls: bool = True) -> type:
 
     ``tls=False`` is for a client of an ``http://`` endpoint, which never opens a TLS
     connection: loading a CA bundle for it costs ~235 million instructions (tens of
-    milliseconds, a third of a CLI call's start-up), so its connector gets aiohttp's
+    milliseconds, a tenth of a small CLI call), so its connector gets aiohttp's
     default *verified* context (``ssl=True``: the system's CA store, built when aiohttp
     is imported) instead. Verification is never turned off.
     """
