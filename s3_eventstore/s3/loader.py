@@ -25,7 +25,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import re
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Final
 
@@ -40,9 +39,12 @@ __all__ = ["OrjsonFileLoader", "ServiceLoader", "create_service_loader"]
 
 _OPENERS: tuple[tuple[str, Callable[..., Any]], ...] = ((".json", open), (".json.gz", gzip.open))
 """The file forms botocore reads, in its order: plain JSON first, then gzipped."""
-_MAYBE_WIDE_INTEGER: Final = re.compile(rb"[0-9]{19}")
-"""A digit run that could be an integer orjson would turn into a float (> 64 bits): every
-integer of 18 digits or fewer fits. Digits inside strings match too; json then parses."""
+_DIGITS_AS_ZERO: Final = bytes.maketrans(b"0123456789", b"0000000000")
+_WIDE_DIGIT_RUN: Final = b"0" * 19
+"""19 digits in a row could be an integer orjson would turn into a float (> 64 bits);
+every integer of 18 digits or fewer fits. (Digits inside strings count too; json then
+parses.) Found by translating every digit to ``0`` and searching for 19 of them: a
+regular expression takes ~50x longer over the 3 MB botocore loads."""
 
 
 class OrjsonFileLoader:
@@ -65,7 +67,7 @@ class OrjsonFileLoader:
                 continue
             with opener(path, "rb") as stream:
                 payload = stream.read()
-            if not _MAYBE_WIDE_INTEGER.search(payload):
+            if _WIDE_DIGIT_RUN not in payload.translate(_DIGITS_AS_ZERO):
                 try:
                     return orjson.loads(payload)
                 except orjson.JSONDecodeError:
