@@ -22,7 +22,9 @@ def test_readme_opens_with_the_two_setup_commands() -> None:
     commands = first_block.group(1).strip().splitlines()
     assert len(commands) == 2
     assert commands[0].endswith("s3-eventstore demo")
-    assert commands[1].endswith("python -m pytest")
+    assert commands[1].endswith("python -m pytest -n auto")
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
+    assert "\n.venv/bin/python -m pytest -n auto\n" in ci  # CI runs the same command
 
 
 def test_quickstart_runs(
