@@ -24,20 +24,17 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import Self
 
 from s3_eventstore.demo.embedded import CREDENTIALS
 from tests.seaweedfs_fixture import (
+    LocalS3Server,
     ServerUnavailableError,
     die_with_parent,
     free_ports,
-    s3_client,
     stop_process,
     wait_until_writable,
 )
-
-if TYPE_CHECKING:
-    from types import TracebackType
 
 PACKAGES = ("radosgw", "ceph-mon", "ceph-osd")
 _BINARIES = (
@@ -129,7 +126,7 @@ def installed() -> bool:
     return all(shutil.which(binary) is not None for binary in _BINARIES)
 
 
-class Radosgw:
+class Radosgw(LocalS3Server):
     """A throwaway Ceph cluster with radosgw; a context manager that starts and stops it."""
 
     name = "radosgw"
@@ -140,9 +137,6 @@ class Radosgw:
         self._given = directory
         self._directory: Path | None = None
         self._processes: list[subprocess.Popen[bytes]] = []
-        self.endpoint_url = ""
-        self.started_in = 0.0
-        """Seconds from the first command to the first successful S3 write."""
 
     def _run(self, *args: str) -> str:
         assert self._directory is not None
@@ -253,42 +247,10 @@ class Radosgw:
             shutil.rmtree(self._directory, ignore_errors=True)
             self._directory = None
 
-    def session(self) -> Any:
-        """An ``aioboto3.Session`` with the test user's credentials. (one for the server's life: a session parses botocore's
-        S3 model once, and every client created from it reuses the parse)."""
-        if getattr(self, "_session", None) is None:
-            import aioboto3
-
-            self._session = aioboto3.Session(**CREDENTIALS)
-        return self._session
-
-    def client(self) -> Any:
-        """A synchronous boto3 client (the tests' backdoor)."""
-        return s3_client(self.endpoint_url)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 def main() -> None:
     """Run radosgw in the foreground until Ctrl-C (for trying things by hand)."""
-    with Radosgw() as server:
-        print(
-            f"radosgw S3 at {server.endpoint_url} (started in {server.started_in:.1f} s); "
-            f"credentials {CREDENTIALS}",
-            flush=True,
-        )
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(3600)
+    Radosgw().serve_until_interrupted("radosgw")
 
 
 if __name__ == "__main__":

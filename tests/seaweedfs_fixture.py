@@ -171,7 +171,62 @@ def _tail(log: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-class SeaweedFS:
+class LocalS3Server:
+    """What the tests' process-backed S3 servers share: credentials, a cached session, the
+    backdoor client, context management and a foreground runner. Subclasses start and
+    stop their processes and set :attr:`endpoint_url` and :attr:`started_in`."""
+
+    name = ""
+    endpoint_url = ""
+    started_in = 0.0
+    """Seconds from launch to the first successful write."""
+    _session: Any = None
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def session(self) -> Any:
+        """An ``aioboto3.Session`` with the credentials the server checks: one for the
+        server's life, since a session parses botocore's S3 model once and every client
+        created from it reuses the parse."""
+        if self._session is None:
+            import aioboto3
+
+            self._session = aioboto3.Session(**CREDENTIALS)
+        return self._session
+
+    def client(self) -> Any:
+        """A synchronous boto3 client (the tests' backdoor)."""
+        return s3_client(self.endpoint_url)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def serve_until_interrupted(self, title: str) -> None:
+        """Run in the foreground until Ctrl-C (for trying things by hand)."""
+        with self as server:
+            print(
+                f"{title} S3 at {server.endpoint_url} (started in {server.started_in:.1f} s); "
+                f"credentials {CREDENTIALS}",
+                flush=True,
+            )
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(3600)
+
+
+class SeaweedFS(LocalS3Server):
     """``weed server`` with master, volume, filer and S3 on free 127.0.0.1 ports."""
 
     name = "seaweedfs"
@@ -182,9 +237,6 @@ class SeaweedFS:
         self._given = directory
         self._directory: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
-        self.endpoint_url = ""
-        self.started_in = 0.0
-        """Seconds from launch to the first successful write."""
 
     @property
     def log(self) -> Path:
@@ -282,42 +334,10 @@ class SeaweedFS:
             shutil.rmtree(self._directory, ignore_errors=True)
             self._directory = None
 
-    def session(self) -> Any:
-        """An ``aioboto3.Session`` with the credentials the server checks. (one for the server's life: a session parses botocore's
-        S3 model once, and every client created from it reuses the parse)."""
-        if getattr(self, "_session", None) is None:
-            import aioboto3
-
-            self._session = aioboto3.Session(**CREDENTIALS)
-        return self._session
-
-    def client(self) -> Any:
-        """A synchronous boto3 client (the tests' backdoor)."""
-        return s3_client(self.endpoint_url)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 def main() -> None:
     """Run SeaweedFS in the foreground until Ctrl-C (for trying things by hand)."""
-    with SeaweedFS() as server:
-        print(
-            f"SeaweedFS {SEAWEEDFS_VERSION} S3 at {server.endpoint_url} "
-            f"(started in {server.started_in:.1f} s); credentials {CREDENTIALS}",
-            flush=True,
-        )
-        with contextlib.suppress(KeyboardInterrupt):
-            while True:
-                time.sleep(3600)
+    SeaweedFS().serve_until_interrupted(f"SeaweedFS {SEAWEEDFS_VERSION}")
 
 
 if __name__ == "__main__":
