@@ -203,10 +203,12 @@ class LoopThread:
         self.close()
 
 
-async def _close_store(store: EventStore) -> None:
-    close: Callable[[], Any] | None = getattr(store, "close", None)
+async def _close_store(store: EventStore, *, flush: bool = True) -> None:
+    """The store's ``close()`` (``close(flush=False)`` when asked; the default of every
+    store's close persists open turns), awaited when it is a coroutine."""
+    close: Callable[..., Any] | None = getattr(store, "close", None)
     if close is not None:
-        result = close()
+        result = close() if flush else close(flush=False)
         if inspect.isawaitable(result):
             await result
 
@@ -237,22 +239,38 @@ class _Forwarding:
             raise SyncFacadeError("the facade is closed")
         return await self.loop_thread.run_async(coroutine)
 
-    def close(self) -> None:
-        """Close the store (its ``close()``, on its loop), then the loop thread if this
-        view created it. Idempotent.
+    def close(self, *, flush: bool = True) -> None:
+        """Close the store (its ``close()``, on its loop: an S3 store persists its open
+        turns first), then the loop thread if this view created it. Idempotent once it
+        returned.
+
+        When the store's close raises while persisting (``flush``, the default) — a
+        request failed, or another writer finished one of the open turns and its events
+        are handed back — the facade stays open, so that calling ``close`` again retries
+        what is left (each refused turn is raised once); ``close(flush=False)`` gives up
+        on the open turns and always closes.
+
+        Args:
+            flush: Persist open turns first (the store's own default); ``False`` drops
+                them with the store.
 
         Raises:
             SyncFacadeError: called from the loop thread itself.
+            TurnAlreadyFinishedError: as the store's ``close``.
+            StorageError: as the store's ``close``.
         """
         if self.loop_thread.in_loop_thread():
             raise SyncFacadeError("close() the facade from another thread")
         if self._closed or self.loop_thread.closed:
             self._closed = True
             return
+        if flush:
+            self.loop_thread.run(_close_store(self.store))  # raises: stay open for a retry
         self._closed = True
         _live_views.discard(self)
         try:
-            self.loop_thread.run(_close_store(self.store))
+            if not flush:
+                self.loop_thread.run(_close_store(self.store, flush=False))
         finally:
             if self._owns_loop:
                 self.loop_thread.close()
@@ -273,6 +291,16 @@ class SyncEventStore(_Forwarding):
     Every method raises what the store raises, plus :class:`SyncFacadeError` when the
     facade is closed or called from its own loop thread.
     """
+
+    def flush(self) -> None:
+        """:meth:`EventStore.flush`, blocking: persist every open turn of the store now.
+
+        Raises:
+            SyncFacadeError: closed, or called from the loop thread.
+            TurnAlreadyFinishedError: as the store's ``flush``.
+            StorageError: as the store's ``flush``.
+        """
+        self._run(self.store.flush())
 
     def append(self, thread_id: str, turn: int, envelope: AgentEventEnvelope) -> None:
         """:meth:`EventStore.append`, blocking.
@@ -457,10 +485,16 @@ class LoopBoundEventStore(_Forwarding, EventStore):
         result: tuple[AgentEventEnvelope, ...] = await self._arun(discard(thread_id, turn))
         return result
 
-    async def aclose(self) -> None:
-        """:meth:`close` without blocking the calling loop.
+    async def aclose(self, *, flush: bool = True) -> None:
+        """:meth:`close` without blocking the calling loop (the awaitable close that
+        callers of an async store, and the conformance kit, use).
+
+        Args:
+            flush: Persist open turns first (default); ``False`` drops them.
 
         Raises:
             SyncFacadeError: called from the loop thread itself.
+            TurnAlreadyFinishedError: as the store's ``close``.
+            StorageError: as the store's ``close`` (the facade stays open: retry).
         """
-        await asyncio.to_thread(self.close)
+        await asyncio.to_thread(self.close, flush=flush)

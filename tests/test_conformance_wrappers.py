@@ -41,31 +41,8 @@ class TestObservedConformance(EventStoreConformance):
         return fresh
 
 
-_SYNC_CLOSE = pytest.mark.xfail(
-    strict=True,
-    reason="LoopBoundEventStore.close() is synchronous and takes no flush option; the "
-    "suspension rules await close(flush=...) (coord/ci-findings.md, 2026-11-30 15:45)",
-)
-
-
 class TestLoopBoundConformance(EventStoreConformance):
-    @_SYNC_CLOSE
-    async def test_close_persists_open_turns_by_default(
-        self, store: EventStore, reopen: Callable[[], Awaitable[EventStore]]
-    ) -> None:
-        await super().test_close_persists_open_turns_by_default(store, reopen)
-
-    @_SYNC_CLOSE
-    async def test_flush_and_close_are_harmless_when_nothing_is_open(
-        self, store: EventStore, reopen: Callable[[], Awaitable[EventStore]]
-    ) -> None:
-        await super().test_flush_and_close_are_harmless_when_nothing_is_open(store, reopen)
-
-    @_SYNC_CLOSE
-    async def test_a_turn_suspended_many_times_is_one_turn_in_append_order(
-        self, store: EventStore, reopen: Callable[[], Awaitable[EventStore]]
-    ) -> None:
-        await super().test_a_turn_suspended_many_times_is_one_turn_in_append_order(store, reopen)
+    """The kit closes it with ``await aclose(flush=...)``: its ``close`` blocks."""
 
     @pytest.fixture
     def store(self) -> Iterator[LoopBoundEventStore]:

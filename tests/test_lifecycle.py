@@ -404,3 +404,137 @@ async def test_an_endpoint_that_ignores_if_match_is_refused_before_any_write(
         assert "If-Match" in writer.endpoint_probe.detail
         assert all_keys(backdoor, bucket, "archive/v1/threads/") == [], "nothing written"
         await writer.discard_turn("t", 1)
+
+
+# --- a refused turn's events are always handed back (model seed 100099) -------------------
+
+
+def proxied_store(s3_server: EmbeddedS3Server, bucket: str, proxy: FaultProxy) -> S3EventStore:
+    return S3EventStore(
+        bucket,
+        "archive/v1",
+        endpoint_url=proxy.endpoint_url,
+        session=s3_server.session(),
+        max_attempts=1,
+        check_endpoint=False,
+    )
+
+
+def put_of_turn(turn: int) -> Any:
+    suffix = f"{turn:020d}.jsonl.zst"
+    return lambda info: info.operation == "PutObject" and info.target.split("?")[0].endswith(suffix)
+
+
+async def finished_elsewhere(s3_server: EmbeddedS3Server, bucket: str, *turns: int) -> None:
+    async with new_store(s3_server, bucket) as other:
+        for turn in turns:
+            await other.append("t", turn, make_event(turn, delta=f"other{turn}"))
+            await other.finish_turn("t", turn)
+
+
+@pytest.mark.parametrize("second_call", ["close", "flush"])
+async def test_a_refusal_found_before_a_failed_close_is_raised_by_the_next_call(
+    s3_server: EmbeddedS3Server, bucket: str, proxy: FaultProxy, second_call: str
+) -> None:
+    # The model's seed 100099: close() persisted turn 1, found turn 2 finished elsewhere
+    # (refusal), then failed on turn 3 (StorageError). The retried close returned without
+    # error: turn 2's event was dropped and nobody was told.
+    writer = proxied_store(s3_server, bucket, proxy)
+    for turn in (1, 2, 3):
+        await writer.append("t", turn, make_event(turn, delta=f"mine{turn}"))
+    await finished_elsewhere(s3_server, bucket, 2)
+    proxy.plan_next(FaultKind.INTERNAL_ERROR, count=EVERY_ATTEMPT, match=put_of_turn(3))
+    with pytest.raises(StorageError):
+        await writer.close()
+    proxy.clear_plans()
+    with pytest.raises(TurnAlreadyFinishedError, match="turn 2 is already finished") as info:
+        await (writer.close() if second_call == "close" else writer.flush())
+    assert [event.to_dict()["delta"] for event in info.value.unwritten_events] == ["mine2"]
+    await writer.close()  # everything else was persisted or handed back: nothing more
+    async with new_store(s3_server, bucket) as reader:
+        turns = await reader.get_turns("t")
+        assert [(deltas(turn), turn.finished) for turn in turns] == [
+            (["mine1"], False),
+            (["other2"], True),
+            (["mine3"], False),
+        ]
+
+
+async def test_close_hands_back_every_refused_turn_one_call_at_a_time(
+    s3_server: EmbeddedS3Server, bucket: str
+) -> None:
+    writer = new_store(s3_server, bucket)
+    for turn in (1, 2, 3, 4):
+        for n in range(2):
+            await writer.append("t", turn, make_event(n, delta=f"mine{turn}.{n}"))
+    await finished_elsewhere(s3_server, bucket, 2, 4)
+    handed_back: dict[int, list[str]] = {}
+    for _ in range(2):
+        with pytest.raises(TurnAlreadyFinishedError) as info:
+            await writer.close()
+        handed_back[info.value.turn] = [e.to_dict()["delta"] for e in info.value.unwritten_events]
+    await writer.close()
+    assert handed_back == {2: ["mine2.0", "mine2.1"], 4: ["mine4.0", "mine4.1"]}
+    async with new_store(s3_server, bucket) as reader:
+        assert [deltas(turn) for turn in await reader.get_turns("t")] == [
+            ["mine1.0", "mine1.1"],
+            ["other2"],
+            ["mine3.0", "mine3.1"],
+            ["other4"],
+        ]
+
+
+async def test_flush_after_a_refusal_persists_the_rest_and_loses_nothing(
+    s3_server: EmbeddedS3Server, bucket: str
+) -> None:
+    async with new_store(s3_server, bucket) as writer:
+        for turn in (1, 2, 3):
+            await writer.append("t", turn, make_event(turn, delta=f"mine{turn}"))
+        await finished_elsewhere(s3_server, bucket, 1, 2)
+        refused: list[tuple[int, int]] = []
+        while True:
+            try:
+                await writer.flush()
+            except TurnAlreadyFinishedError as err:
+                refused.append((err.turn, len(err.unwritten_events)))
+                continue
+            break
+        assert refused == [(1, 1), (2, 1)]
+        assert deltas(await writer.get_turn("t", 3)) == ["mine3"]
+    async with new_store(s3_server, bucket) as reader:
+        assert deltas(await reader.get_turn("t", 3)) == ["mine3"]
+
+
+@pytest.mark.parametrize("call", ["flush", "finish_turn", "close"])
+async def test_an_automatic_persist_that_failed_is_refused_with_its_events_later(
+    s3_server: EmbeddedS3Server, bucket: str, proxy: FaultProxy, call: str
+) -> None:
+    writer = S3EventStore(
+        bucket,
+        "archive/v1",
+        endpoint_url=proxy.endpoint_url,
+        session=s3_server.session(),
+        max_attempts=1,
+        check_endpoint=False,
+        persist_every_events=2,
+    )
+    await writer.append("t", 1, make_event(0, delta="a"))
+    proxy.plan_next(FaultKind.DROP_RESPONSE, match="PutObject")  # a, b land unheard
+    proxy.plan_next(FaultKind.RESET, count=EVERY_ATTEMPT, match="PutObject")
+    await writer.append("t", 1, make_event(1, delta="b"))  # best effort: no error
+    proxy.clear_plans()
+    proxy.plan_next(FaultKind.INTERNAL_ERROR, count=EVERY_ATTEMPT, match="PutObject")
+    await writer.append("t", 1, make_event(2, delta="c"))  # its persist fails too
+    proxy.clear_plans()
+    assert deltas(await writer.get_turn("t", 1)) == ["a", "b", "c"]
+    async with new_store(s3_server, bucket) as other:
+        await other.append("t", 1, make_event(3, delta="other"))
+        await other.finish_turn("t", 1)  # seals a, b (persisted unheard) + other
+    calls = {"flush": writer.flush, "finish_turn": lambda: writer.finish_turn("t", 1)}
+    with pytest.raises(TurnAlreadyFinishedError) as info:
+        await calls.get(call, writer.close)()
+    # exactly the event the finished turn lacks: a and b landed (rule L), c did not
+    assert [e.to_dict()["delta"] for e in info.value.unwritten_events] == ["c"]
+    await writer.close()
+    async with new_store(s3_server, bucket) as reader:
+        assert deltas(await reader.get_turn("t", 1)) == ["a", "b", "other"]

@@ -343,3 +343,79 @@ async def test_loop_bound_store_passes_discard_through(
         == ()
     )
     await shared.aclose()
+
+
+# --- flush and close(flush=...) through the facades (issue 11) ------------------------------
+
+
+def _s3(s3_server: EmbeddedS3Server, bucket: str) -> S3EventStore:
+    return S3EventStore(
+        bucket, "archive", endpoint_url=s3_server.endpoint_url, session=s3_server.session()
+    )
+
+
+def _fresh_turn(s3_server: EmbeddedS3Server, bucket: str, turn: int) -> StoredTurnEvents | None:
+    with SyncEventStore(_s3(s3_server, bucket)) as reader:
+        return reader.get_turn("t", turn)
+
+
+def test_sync_flush_and_close_persist_open_turns(s3_server: EmbeddedS3Server, bucket: str) -> None:
+    store = SyncEventStore(_s3(s3_server, bucket))
+    first = envelope(0, "a")
+    store.append("t", 1, first)
+    assert _fresh_turn(s3_server, bucket, 1) is None, "append alone persists nothing"
+    store.flush()
+    assert _fresh_turn(s3_server, bucket, 1) == StoredTurnEvents(1, (first,), False)
+    store.append("t", 1, envelope(1, "b"))
+    store.close()  # flushes by default, as the async store's close
+    turn = _fresh_turn(s3_server, bucket, 1)
+    assert turn is not None
+    assert [event.fields["text"] for event in turn.events] == ["a", "b"]
+    with pytest.raises(SyncFacadeError, match="closed"):
+        store.flush()
+
+
+def test_sync_close_without_flush_drops_open_turns(
+    s3_server: EmbeddedS3Server, bucket: str
+) -> None:
+    store = SyncEventStore(_s3(s3_server, bucket))
+    store.append("t", 1, envelope(0))
+    store.close(flush=False)
+    assert store.loop_thread.closed
+    assert _fresh_turn(s3_server, bucket, 1) is None
+
+
+def test_a_close_that_hands_back_a_refused_turn_leaves_the_facade_open_for_the_rest(
+    s3_server: EmbeddedS3Server, bucket: str
+) -> None:
+    store = SyncEventStore(_s3(s3_server, bucket))
+    for turn in (1, 2, 3):
+        store.append("t", turn, envelope(turn, f"mine{turn}"))
+    with SyncEventStore(_s3(s3_server, bucket)) as other:
+        for turn in (1, 3):
+            other.append("t", turn, envelope(9, f"other{turn}"))
+            other.finish_turn("t", turn)
+    handed_back: dict[int, list[str]] = {}
+    for _ in range(2):  # one refused turn per call; the facade stays open in between
+        with pytest.raises(TurnAlreadyFinishedError) as info:
+            store.close()
+        assert not store.loop_thread.closed
+        handed_back[info.value.turn] = [e.fields["text"] for e in info.value.unwritten_events]
+    store.close()
+    assert store.loop_thread.closed
+    assert handed_back == {1: ["mine1"], 3: ["mine3"]}
+    turn = _fresh_turn(s3_server, bucket, 2)
+    assert turn is not None
+    assert [event.fields["text"] for event in turn.events] == ["mine2"]
+
+
+async def test_loop_bound_aclose_flushes_or_not(s3_server: EmbeddedS3Server, bucket: str) -> None:
+    for flush in (True, False):
+        shared = LoopBoundEventStore(_s3(s3_server, bucket))
+        await shared.append("t", 1 if flush else 2, envelope(0, f"flush={flush}"))
+        await shared.aclose(flush=flush)
+        assert shared.loop_thread.closed
+    kept = await asyncio.to_thread(_fresh_turn, s3_server, bucket, 1)
+    assert kept is not None
+    assert [event.fields["text"] for event in kept.events] == ["flush=True"]
+    assert await asyncio.to_thread(_fresh_turn, s3_server, bucket, 2) is None

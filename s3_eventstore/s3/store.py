@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Self
 
-from s3_eventstore.errors import TurnAlreadyFinishedError, TurnStreamingError
+from s3_eventstore.errors import TurnAlreadyFinishedError
 from s3_eventstore.format.keys import parse_s3_url
 from s3_eventstore.format.segment import DEFAULT_MAX_SEGMENT_BYTES
 from s3_eventstore.identifiers import check_thread_id, check_turn
@@ -312,8 +312,11 @@ class S3EventStore(EventStore):
         With ``flush`` (the default) every open turn's buffered events are persisted as in
         :meth:`flush` — a later store, in any process, continues the turns — until each is
         persisted or refused (another writer finished it: its events are handed back in
-        the first such error, after the client is closed). With ``flush=False`` they are
-        dropped with the store (a warning is logged). Streamed turns cannot be suspended:
+        a ``TurnAlreadyFinishedError``, after the client is closed). Each refused turn is
+        handed back exactly once: when several are refused, or when a request fails after
+        a refusal was found, the next ``close`` (or ``flush``) raises the next one — call
+        it again until it returns. With ``flush=False`` open turns are dropped with the
+        store (a warning is logged). Streamed turns cannot be suspended:
         they stop uploading after their in-flight part (their multipart uploads stay until
         finished, discarded or expired by the bucket's lifecycle rule).
 
@@ -321,20 +324,20 @@ class S3EventStore(EventStore):
             flush: Persist open turns first (default ``True``).
 
         Raises:
-            TurnAlreadyFinishedError: another writer finished one of the open turns.
+            TurnAlreadyFinishedError: another writer finished one of the open turns (its
+                events are in ``unwritten_events``; every other turn was persisted, or is
+                handed back by the next call).
             StorageError: persisting failed; the turns stay open here (the client is
-                closed all the same; a later call reopens it).
+                closed all the same; a later call reopens it), and a refusal found before
+                the failure is raised by the next call.
         """
-        first: BaseException | None = None
+        refused: TurnAlreadyFinishedError | None = None
         try:
-            while flush:
+            if flush:
                 try:
-                    await self.writer.flush()
-                    break
+                    await self.writer.flush_for_close()
                 except TurnAlreadyFinishedError as err:
-                    first = first or err  # that turn is dropped: flush the others
-                except TurnStreamingError:
-                    break
+                    refused = err
             pending = sum(1 for turn in self._open_turns.all() if turn.events or turn.stream)
             if pending:
                 logger.warning("closing S3EventStore with %d open turn(s) not persisted", pending)
@@ -343,8 +346,8 @@ class S3EventStore(EventStore):
                     await open_turn.stream.stop()
         finally:
             await self.objects.close()
-        if first is not None:
-            raise first
+        if refused is not None:
+            raise refused
 
     async def flush(self) -> None:
         """Persist the buffered events of every turn open in this store, now.
@@ -359,7 +362,9 @@ class S3EventStore(EventStore):
         Raises:
             TurnAlreadyFinishedError: another writer finished one of the turns: its events
                 here are in ``unwritten_events`` and the turn is dropped; turns after it (in
-                thread, turn order) were not flushed yet: call ``flush`` again.
+                thread, turn order) were not flushed yet: call ``flush`` again. A refusal
+                that an earlier ``flush`` or ``close`` found but could not raise (a request
+                failed after it) is raised first, before anything is written.
             TurnStreamingError: a streamed turn (one that outgrew ``max_turn_buffer_bytes``)
                 cannot be suspended; every other open turn was persisted.
             UnsafeEndpointError: the endpoint ignores conditional writes.

@@ -92,6 +92,10 @@ class TurnWriter:
         """Parts of one streamed turn waiting for upload before appends wait."""
         self.dictionary_id = options.dictionary_id
         """The dictionary new turns are compressed with (``None``: plain zstd)."""
+        self._undelivered: list[TurnAlreadyFinishedError] = []
+        """Refusals found by a flush that then raised something else (or by a close that
+        refused several turns): the next ``flush`` raises them first, one per call. A
+        refused turn is dropped, so its error is the only place its events are left."""
 
     # --- append -------------------------------------------------------------------------
 
@@ -325,7 +329,12 @@ class TurnWriter:
         self._open_turns.remember_finished(thread_id, turn)
 
     async def flush(self) -> None:
-        """Persist every open turn's buffered events (see ``S3EventStore.flush``)."""
+        """Persist every open turn's buffered events (see ``S3EventStore.flush``).
+
+        A refusal an earlier call found but could not raise is raised first.
+        """
+        if self._undelivered:
+            raise self._undelivered.pop(0)
         streamed: list[OpenTurn] = []
         for open_turn in sorted(self._open_turns.all(), key=lambda t: (t.thread_id, t.turn)):
             if open_turn.stream is not None:
@@ -350,6 +359,33 @@ class TurnWriter:
                 thread_id=first.thread_id,
                 turn=first.turn,
             )
+
+    async def flush_for_close(self) -> None:
+        """Flush until every open turn is persisted or refused (``close``'s flush); streamed
+        turns are left as they are.
+
+        Raises:
+            TurnAlreadyFinishedError: the first refused turn; further ones are raised by
+                the next ``flush`` (or close), one per call.
+            StorageError: a request failed; refusals found before it are raised by the
+                next ``flush`` (or close), so no refused turn's events are lost unheard.
+        """
+        refused: list[TurnAlreadyFinishedError] = []
+        try:
+            while True:
+                try:
+                    await self.flush()
+                    break
+                except TurnAlreadyFinishedError as err:
+                    refused.append(err)  # that turn is dropped: flush the others
+                except TurnStreamingError:
+                    break  # streamed turns cannot be suspended: close stops them
+        except BaseException:
+            self._undelivered[:0] = refused
+            raise
+        if refused:
+            self._undelivered[:0] = refused[1:]
+            raise refused[0]
 
     async def write(self, open_turn: OpenTurn, mode: WriteMode) -> WriteResult:
         """Persist (``open``) or seal (``finished``) an open turn: conditional PUTs on its

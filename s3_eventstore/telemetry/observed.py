@@ -233,8 +233,9 @@ class ObservedEventStore(EventStore):
 
     async def close(self, *, flush: bool = True) -> None:
         """``await inner.close()`` when the inner store has one (``flush=False`` is passed
-        on; the default is the inner store's own, which persists open turns)."""
-        close = getattr(self.inner, "close", None)
+        on; the default is the inner store's own, which persists open turns); an inner
+        store with an awaitable ``aclose`` (``LoopBoundEventStore``) is closed by it."""
+        close = getattr(self.inner, "aclose", None) or getattr(self.inner, "close", None)
         if close is not None:
             result = close() if flush else close(flush=False)
             if isinstance(result, Awaitable):

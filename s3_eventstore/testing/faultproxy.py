@@ -390,6 +390,12 @@ class FaultProxy:
             self.rate = 0.0
             self._plans.clear()
 
+    def reseed(self, seed: int) -> None:
+        """Restart the random fault decisions from ``seed`` (a replayable run of one
+        schedule among many draws the same faults as when it ran alone)."""
+        with self._lock:
+            self._rng = random.Random(seed)
+
     def stats(self) -> ProxyStats:
         """Counters so far."""
         with self._lock:

@@ -11,7 +11,9 @@ persisted yet). Its rules:
   first, then the worker's, in append order. It stops at a turn finished in the journal:
   that turn is dropped and refused with ``TurnAlreadyFinishedError`` carrying its pending
   events; later turns stay pending for the next flush. ``close`` flushes until every turn
-  is persisted or refused, and reports the first refusal.
+  is persisted or refused and reports the first refusal; the others are *queued*, never
+  lost: each later ``flush`` or ``close`` raises the next one first (so does the retry of
+  a ``close`` that failed after finding a refusal).
 * ``finish_turn`` seals journal events + pending; a finished turn refuses it with the
   pending events as ``unwritten_events``.
 * ``crash`` drops the worker's pending events (the suspension rule: only those may be
@@ -127,6 +129,8 @@ class LifecycleModel:
         self.pending: list[dict[int, list[AgentEventEnvelope]]] = [{} for _ in range(workers)]
         """Per worker: turn -> events appended and not persisted (an entry stays, empty,
         after a flush: the store still holds the turn open)."""
+        self.refused: list[list[Outcome]] = [[] for _ in range(workers)]
+        """Per worker: refusals found by a ``close`` and not raised yet (one per call)."""
 
     # --- writes ---------------------------------------------------------------------
 
@@ -157,7 +161,10 @@ class LifecycleModel:
         return Outcome()
 
     def flush(self, worker: int) -> Outcome:
-        """Persist pending turns in turn order, stopping at the first refused one."""
+        """Raise a queued refusal, else persist pending turns in turn order, stopping at
+        the first refused one."""
+        if self.refused[worker]:
+            return self.refused[worker].pop(0)
         for turn in sorted(self.pending[worker]):
             outcome = self.persist(worker, turn)
             if outcome.error is not None:
@@ -165,14 +172,17 @@ class LifecycleModel:
         return Outcome()
 
     def close(self, worker: int) -> Outcome:
-        """Flush until nothing is pending; the first refusal is the outcome."""
-        first = Outcome()
-        while any(self.pending[worker].values()):
+        """Flush until nothing is pending; the first refusal is the outcome, the others
+        are queued for the next call (the caller closes again until it succeeds)."""
+        refusals: list[Outcome] = []
+        while True:
             outcome = self.flush(worker)
-            if first.error is None:
-                first = outcome
-        self.drop(worker)
-        return first
+            if outcome.error is None:
+                break
+            refusals.append(outcome)
+        self.pending[worker] = {}
+        self.refused[worker] = refusals[1:]
+        return refusals[0] if refusals else Outcome()
 
     def finish(self, worker: int, turn: int) -> Outcome:
         """Seal journal events + the worker's pending ones."""
@@ -188,6 +198,7 @@ class LifecycleModel:
     def drop(self, worker: int) -> None:
         """The worker's process ended (crash, or close after its flush)."""
         self.pending[worker] = {}
+        self.refused[worker] = []
 
     def clear(self) -> None:
         """Another store cleared the thread."""

@@ -9,6 +9,7 @@ worker, opens).
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -35,11 +36,15 @@ def _event(sequence: int = 0, event_type: str = "text_delta", **fields: Any) -> 
 
 
 async def _close(store: EventStore, **options: bool) -> None:
-    """``store.close(**options)``: stores that hold resources have one (the contract does
-    not require it; ``flush`` persists)."""
-    close = getattr(store, "close", None)
+    """``await store.aclose(**options)`` when the store has one (a store whose ``close``
+    is blocking, such as the sync facade's ``LoopBoundEventStore``), else ``await
+    store.close(**options)``: stores that hold resources have one (the contract does not
+    require it; ``flush`` persists)."""
+    close = getattr(store, "aclose", None) or getattr(store, "close", None)
     if close is not None:
-        await close(**options)
+        result = close(**options)
+        if inspect.isawaitable(result):
+            await result
 
 
 class SuspensionRules:
