@@ -368,6 +368,24 @@ def test_verify_finds_a_corrupt_object(archive: Archive, backdoor: Any) -> None:
     assert [p["key"] for p in json.loads(one.stdout)["problems"]] == [key]
 
 
+def test_verify_lists_orphan_segments_without_failing(archive: Archive, backdoor: Any) -> None:
+    thread = next(t for t, turns in archive.turns.items() if len(turns) >= 2)
+    assert invoke(archive, "compact", thread).exit_code == 0
+    folder = KeyLayout(f"{PREFIX}/").thread_folder(thread)
+    keys = all_keys(backdoor, archive.bucket, folder)
+    (segment,) = [key for key in keys if "/seg-" in key]
+    for stub in (key for key in keys if key != segment):
+        # what a clear racing the compaction leaves: the turn keys gone, the segment not
+        backdoor.delete_object(Bucket=archive.bucket, Key=stub)
+    result = invoke(archive, "verify", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["ok"], report["orphans"]) == (True, [segment])
+    text = invoke(archive, "verify", thread)
+    assert text.exit_code == 0
+    assert f"ORPHAN {segment}: a segment no stub names" in text.stdout
+
+
 def test_verify_unknown_thread_and_empty_prefix(archive: Archive, bucket: str) -> None:
     result = invoke(archive, "verify", "nope")
     assert result.exit_code == ExitCode.NOT_FOUND

@@ -538,3 +538,47 @@ async def test_an_automatic_persist_that_failed_is_refused_with_its_events_later
     await writer.close()
     async with new_store(s3_server, bucket) as reader:
         assert deltas(await reader.get_turn("t", 1)) == ["a", "b", "other"]
+
+
+# --- verify lists orphan segments ----------------------------------------------------------
+
+
+async def test_verify_lists_a_segment_no_stub_names(
+    s3_server: EmbeddedS3Server, bucket: str, proxy: FaultProxy, backdoor: Any
+) -> None:
+    async with proxied_store(s3_server, bucket, proxy) as store:
+        await finish_turns(store, "t", [1, 2, 3])
+        await finish_turns(store, "u", [1, 2])
+        before = await store.get_turns("t")
+        # The compactor dies after its segment PUT: every stub PUT (If-Match) fails.
+        proxy.plan_next(
+            FaultKind.INTERNAL_ERROR,
+            count=100,
+            match=lambda info: (
+                info.operation == "PutObject" and info.header("If-Match") is not None
+            ),
+        )
+        with pytest.raises(StorageError):
+            await store.compact("t", min_turns=1)
+        proxy.clear_plans()
+        await store.compact("u", min_turns=1)  # a healthy compaction: no orphan
+    segments = [key for key in all_keys(backdoor, bucket) if "/seg-" in key]
+    orphan = [key for key in segments if "thread=t/" in key]
+    assert len(orphan) == 1
+    stubs = [
+        key
+        for key in all_keys(backdoor, bucket)
+        if "thread=t/" in key
+        and "/seg-" not in key
+        and backdoor.head_object(Bucket=bucket, Key=key)["ContentLength"] == 8
+    ]
+    assert stubs == [], "every stub PUT failed"
+    async with new_store(s3_server, bucket) as reader:
+        assert await reader.get_turns("t") == before, "readers ignore the orphan"
+        for report in (await reader.verify("t"), await reader.verify()):
+            assert report.clean
+            assert report.orphans == tuple(orphan)
+        assert (await reader.verify("u")).orphans == ()
+        await reader.compact("t", min_turns=1)  # a later compaction adopts the turns
+        assert (await reader.verify("t")).orphans == ()
+        assert await reader.get_turns("t") == before

@@ -13,9 +13,15 @@ it, with the faults paused, as a caller would (the retry must recognise whatever
 rules L and O of FORMAT.md 11.4), and the model counts the operation once. Compaction
 and reads are simply allowed to fail: they change nothing the contract can see.
 
-Replay a failure: ``LIFECYCLE_SEED=<seed> pytest tests/test_lifecycle_model.py -k replay``.
+Seeds rotate: a run uses ``LIFECYCLE_SEED_BASE`` + 0, 1, ... (normal run) and
+``LIFECYCLE_SEED_BASE`` + 5000, 5001, ... (the ``slow`` run); the base defaults to
+today's UTC date times 10,000 (``20261130`` -> 202611300000), so CI runs on different
+days cover different schedules and a rerun on the same day repeats them. A failure prints
+its seed and the exact replay command:
+``LIFECYCLE_SEED=<seed> [LIFECYCLE_SLOW=1] pytest tests/test_lifecycle_model.py -k replay``
+(a schedule draws its faults from its own seed, so it replays alone).
 Counts: ``LIFECYCLE_SCHEDULES`` (normal run, default 200) and ``LIFECYCLE_SLOW_SCHEDULES``
-(the ``slow`` run, default 3000).
+(the ``slow`` run, default 3000; CI sets fewer, see .ci/run).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import contextlib
 import os
 import random
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -51,6 +58,13 @@ PREFIX = "lifecycle"
 WORKERS = 3
 SCHEDULES = int(os.environ.get("LIFECYCLE_SCHEDULES", "200"))
 SLOW_SCHEDULES = int(os.environ.get("LIFECYCLE_SLOW_SCHEDULES", "3000"))
+SLOW_OFFSET = 5_000
+"""Slow seeds start here above the base (normal runs use fewer schedules than this)."""
+SEED_BASE = int(
+    os.environ.get("LIFECYCLE_SEED_BASE")
+    or int(datetime.now(UTC).strftime("%Y%m%d")) * 10_000  # rotates daily
+)
+WRITES = frozenset({"PutObject", "DeleteObject", "DeleteObjects", "CompleteMultipartUpload"})
 FAULT_KINDS = (
     FaultKind.INTERNAL_ERROR,
     FaultKind.SLOW_DOWN,
@@ -100,7 +114,10 @@ def fault_proxy(server: EmbeddedS3Server, *, delays: bool) -> Iterator[FaultProx
         server.endpoint_url,
         seed=0,
         kinds=kinds,
-        delay_seconds=1.5,
+        delay_seconds=1.5,  # past the proxied client's 1 s read timeout: the write lands late
+        # A delayed read only fails after 1.5 s, as a 500 fails at once; a delayed write
+        # lands after its caller gave up, racing the next steps: delays only for writes.
+        delay_eligible=lambda info: info.operation in WRITES,
         serialize_conditional_writes=True,
     ) as proxy:
         yield proxy
@@ -285,15 +302,19 @@ class Schedule:
         self.workers[worker] = self._store(self.persist_every[worker])
 
     async def final_check(self) -> None:
-        """Every read of a fresh store, and ``get_turns`` of a live worker, against the
-        model (the full set of offsets and turns in the slow run)."""
+        """``get_turns`` and one other read of a fresh store, and ``get_turns`` of a live
+        worker, against the model (in the slow run: every read, offset and turn of a
+        fresh store, and every worker)."""
         observer = self._store(None, direct=True)
         expected = self.model.view(None)
         total = sum(len(turn.events) for turn in expected)
         if self.thorough:
             await patiently(lambda: check_reads(observer, self.thread, expected))
         else:
-            for which in ("get_turns", "event_count", "get_events_since", "get_turn"):
+            # get_turns is the whole state (every turn, its events, finished or not); one
+            # other read checks its own path (the read steps check them mid-schedule).
+            other = self.rng.choice(("event_count", "get_events_since", "get_turn"))
+            for which in ("get_turns", other):
                 turn, offset = self.rng.choice(TURNS), self.rng.randrange(0, total + 2)
                 await patiently(
                     lambda which=which, turn=turn, offset=offset: check_reads(  # type: ignore[misc]
@@ -347,17 +368,20 @@ async def run_schedules(
                     await schedule.run(steps)
                 except Exception as err:
                     log = "\n  ".join(schedule.log)
+                    replay = f"LIFECYCLE_SEED={seed}" + (" LIFECYCLE_SLOW=1" if delays else "")
                     raise AssertionError(
-                        f"schedule seed {seed} diverged (replay: LIFECYCLE_SEED={seed}): "
+                        f"schedule seed {seed} diverged (LIFECYCLE_SEED_BASE={SEED_BASE}; "
+                        f"replay: {replay} pytest tests/test_lifecycle_model.py -k replay): "
                         f"{type(err).__name__}: {err}\n  persist_every={schedule.persist_every}"
                         f"\n  {log}"
                     ) from err
-    print(f"\nlifecycle model: {stats}")
+    print(f"\nlifecycle model, seeds {seeds[0]}..{seeds[-1]}: {stats}")
     return stats
 
 
 async def test_random_schedules_match_the_model(s3_server: EmbeddedS3Server, bucket: str) -> None:
-    stats = await run_schedules(list(range(SCHEDULES)), s3_server, bucket, steps=14, delays=False)
+    seeds = [SEED_BASE + n for n in range(SCHEDULES)]
+    stats = await run_schedules(seeds, s3_server, bucket, steps=14, delays=False)
     assert stats.schedules == SCHEDULES
     assert stats.faults > 0
     assert stats.crashes > 0
@@ -368,7 +392,7 @@ async def test_random_schedules_match_the_model(s3_server: EmbeddedS3Server, buc
 async def test_many_random_schedules_with_delays_match_the_model(
     s3_server: EmbeddedS3Server, bucket: str
 ) -> None:
-    seeds = list(range(100_000, 100_000 + SLOW_SCHEDULES))
+    seeds = [SEED_BASE + SLOW_OFFSET + n for n in range(SLOW_SCHEDULES)]
     stats = await run_schedules(seeds, s3_server, bucket, steps=24, delays=True, thorough=True)
     assert stats.schedules == SLOW_SCHEDULES
 
@@ -376,8 +400,9 @@ async def test_many_random_schedules_with_delays_match_the_model(
 @pytest.mark.skipif("LIFECYCLE_SEED" not in os.environ, reason="set LIFECYCLE_SEED to replay")
 async def test_replay(s3_server: EmbeddedS3Server, bucket: str) -> None:
     seed = int(os.environ.get("LIFECYCLE_SEED", "0"))
-    steps = 24 if seed >= 100_000 else 14
-    slow = seed >= 100_000
+    # LIFECYCLE_SLOW=1: a seed of the slow run (seeds 100000-199999 of earlier runs were)
+    slow = os.environ.get("LIFECYCLE_SLOW", "1" if 100_000 <= seed < 200_000 else "0") == "1"
+    steps = 24 if slow else 14
     await run_schedules([seed], s3_server, bucket, steps=steps, delays=slow, thorough=slow)
 
 

@@ -62,6 +62,7 @@ def verify(
             ],
             "foreign": list(report.foreign),
             "vanished": list(report.vanished),
+            "orphans": list(report.orphans),
             "missing_threads": missing,
         }
         click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
@@ -75,6 +76,14 @@ def verify(
             click.echo(printable(f"BAD  {problem.key}: {problem.error}: {problem.message}"))
         for key in report.foreign:
             click.echo(printable(f"SKIP {key}: not a turn object"))
+        for key in report.orphans:
+            click.echo(
+                printable(
+                    f"ORPHAN {key}: a segment no stub names (a compaction that lost a race "
+                    f"with clear, or was interrupted): readers ignore it; the next compact "
+                    f"of the thread adopts its turns, clear deletes it"
+                )
+            )
     if report.problems:
         failed = plural(len(report.problems), "object")
         raise fail(f"{failed} failed verification", ExitCode.INTEGRITY)

@@ -612,4 +612,6 @@ async def verify_archive(
         problems=tuple(sorted(problems, key=lambda problem: problem.key)),
         foreign=tuple(sorted(key for r in reports for key in r.foreign)),
         vanished=tuple(sorted(key for r in reports for key in r.vanished)),
+        segments=sum(r.segments for r in reports),
+        orphans=tuple(sorted(key for r in reports for key in r.orphans)),
     )

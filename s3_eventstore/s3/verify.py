@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from s3_eventstore.errors import CorruptObjectError, IntegrityError
 from s3_eventstore.format.lifecycle import STUB_BODY, Stub, open_manifest
+from s3_eventstore.format.segment import LEGACY_SEGMENT_FORMAT
 from s3_eventstore.format.stream import read_manifest
 from s3_eventstore.identifiers import check_thread_id
 from s3_eventstore.s3.listing import ListedSegment
@@ -65,6 +66,11 @@ class VerifyReport:
     """Keys listed but gone by the time they were fetched (a concurrent delete)."""
     segments: int = 0
     """How many of ``objects_checked`` were segments (each holds many turns)."""
+    orphans: tuple[str, ...] = ()
+    """Segments (version 3) that no stub names: a compaction that lost a race with
+    ``clear``, or one whose stubs were not written yet (it crashed, or still runs).
+    Readers ignore them (a turn exists only while its key does) and ``clear`` deletes
+    them; listed for the operator, not counted as problems (docs/FORMAT.md 11.5)."""
 
     @property
     def clean(self) -> bool:
@@ -82,6 +88,10 @@ class _Tally:
     foreign: list[str] = field(default_factory=list)
     vanished: list[str] = field(default_factory=list)
     segments: int = 0
+    stub_targets: set[tuple[str, str]] = field(default_factory=set)
+    """(thread, segment name) of every stub read."""
+    stubbed_segments: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Version-3 segments checked: key -> (thread, segment name)."""
 
 
 async def verify_objects(store: StoreParts, thread_id: str | None = None) -> VerifyReport:
@@ -123,6 +133,9 @@ async def verify_objects(store: StoreParts, thread_id: str | None = None) -> Ver
                 *(_check_segment(store, tally, obj, owner) for obj, owner in segments),
             ]
         )
+    orphans = sorted(
+        key for key, target in tally.stubbed_segments.items() if target not in tally.stub_targets
+    )
     return VerifyReport(
         scope=scope,
         objects_checked=tally.objects_checked,
@@ -133,6 +146,7 @@ async def verify_objects(store: StoreParts, thread_id: str | None = None) -> Ver
         foreign=tuple(tally.foreign),
         vanished=tuple(sorted(tally.vanished)),
         segments=tally.segments,
+        orphans=tuple(orphans),
     )
 
 
@@ -148,6 +162,7 @@ async def _check(store: StoreParts, tally: _Tally, key: str, thread_id: str, tur
     try:
         stub = Stub.from_metadata(found.metadata, key=key)
         if stub is not None:
+            tally.stub_targets.add((thread_id, stub.segment))
             await _check_stub(store, key, body, stub, thread_id, turn)
             tally.ok += 1
             return
@@ -209,3 +224,5 @@ async def _check_segment(
     tally.bytes_read += segment.size
     tally.ok += 1
     tally.events += sum(len(events) for events in found[1])
+    if found[0].manifest.format != LEGACY_SEGMENT_FORMAT:  # legacy ones need no stubs
+        tally.stubbed_segments[key] = (thread_id, key.rsplit("/", 1)[-1])

@@ -270,6 +270,10 @@ class FaultProxy:
         trickle_seconds: Pause between the response body's bytes under ``trickle``.
         eligible: Only requests for which this returns true get random faults
             (plans ignore it); ``None`` makes every request eligible.
+        delay_eligible: Requests a random ``DELAY`` may hit (``None``: all); for any
+            other request a drawn ``DELAY`` is replaced by one of the other kinds. A
+            delay that outlasts the client's timeout matters for a write (it lands after
+            its caller gave up, racing what comes next); a delayed read only costs time.
         serialize_conditional_writes: Forward requests carrying ``If-None-Match`` or
             ``If-Match`` one at a time per key. moto checks the condition and stores the
             object in two steps without a lock, so concurrent conditional PUTs can both
@@ -286,6 +290,7 @@ class FaultProxy:
         delay_seconds: float = 5.0,
         trickle_seconds: float = 0.1,
         eligible: Callable[[RequestInfo], bool] | None = None,
+        delay_eligible: Callable[[RequestInfo], bool] | None = None,
         serialize_conditional_writes: bool = False,
     ) -> None:
         parsed = urlparse(upstream_url)
@@ -298,6 +303,7 @@ class FaultProxy:
         self.delay_seconds = delay_seconds
         self.trickle_seconds = trickle_seconds
         self.eligible = eligible
+        self.delay_eligible = delay_eligible
         self.serialize_conditional_writes = serialize_conditional_writes
         self.endpoint_url = ""
         """``http://127.0.0.1:port`` once started."""
@@ -439,6 +445,13 @@ class FaultProxy:
             eligible = self.eligible is None or self.eligible(info)
             if eligible and self.kinds and self._rng.random() < self.rate:
                 kind = self._rng.choice(self.kinds)
+                if kind is FaultKind.DELAY and not (
+                    self.delay_eligible is None or self.delay_eligible(info)
+                ):
+                    others = [other for other in self.kinds if other is not FaultKind.DELAY]
+                    if not others:
+                        return None, None
+                    kind = self._rng.choice(others)
                 self._count_fault(kind, info)
                 return kind, None
         return None, None
