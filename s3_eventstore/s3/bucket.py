@@ -38,7 +38,7 @@ from s3_eventstore.s3.client import DeadlineClient, log_retries, open_client, wi
 from s3_eventstore.s3.errors import error_code, is_not_found, is_precondition_failed, translate
 from s3_eventstore.s3.metrics import RequestCounter
 from s3_eventstore.s3.objects import ListedObject, ObjectHead, PutMode, StoredObject, VersionRef
-from s3_eventstore.s3.pool import ClientLease, lease_client
+from s3_eventstore.s3.pool import ClientLease, count_by_context, lease_client
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -100,13 +100,16 @@ class Bucket:
         self.operation_timeout = operation_timeout
         """Bound on the total time of one call, retries included (``None``: unbounded)."""
         self.requests = requests if requests is not None else RequestCounter()
-        """HTTP requests the client sent, by operation (retries included)."""
+        """HTTP requests this bucket's calls sent, by operation (retries included); a
+        shared or borrowed client's other users are not counted."""
         self._client: Any = client
         self._stack: AsyncExitStack | None = None
         self._lease: ClientLease | None = None
         self._lock = asyncio.Lock()
         if client is not None:
-            self.requests.attach(client)
+            # Borrowed, maybe by many stores: count per call, as for a shared client (a
+            # hook per store, never removed, would slow every request of the client).
+            count_by_context(client)
             log_retries(client)
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -148,7 +151,8 @@ class Bucket:
             async with self._lock:
                 if self._client is None:
                     await self._create_client()
-        if self._lease is not None:  # shared: count this bucket's requests, not others'
+        if self._lease is not None or self._stack is None:
+            # shared or borrowed: count this bucket's requests, not others'
             return DeadlineClient(self._client, self.operation_timeout, self.requests)
         if self.operation_timeout is None:
             return self._client

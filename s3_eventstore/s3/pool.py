@@ -152,6 +152,16 @@ def _count_call(model: Any = None, **_: Any) -> None:
         counter.calls[model.name] += 1
 
 
+def count_by_context(client: Any) -> None:
+    """Count ``client``'s requests into the counter each call names (``CURRENT_COUNTER``,
+    set by :class:`~s3_eventstore.s3.client.DeadlineClient`). Registered once per client
+    (idempotent), so any number of stores share it without adding hooks: a hook per
+    store would make every request of a long-lived shared client call all of them."""
+    events = client.meta.events
+    events.register("before-call.s3", _count_call, unique_id="s3es-shared-call")
+    events.register("before-send.s3", _count, unique_id="s3es-shared-send")
+
+
 async def lease_client(
     settings: ClientSettings, open_client: Callable[[AsyncExitStack], Awaitable[Any]]
 ) -> ClientLease:
@@ -179,9 +189,7 @@ async def lease_client(
         except BaseException:
             await stack.aclose()
             raise
-        events = client.meta.events
-        events.register("before-call.s3", _count_call, unique_id="s3es-shared-call")
-        events.register("before-send.s3", _count, unique_id="s3es-shared-send")
+        count_by_context(client)
         shared = _Shared(client, stack, loop, users=1)
         with _lock:
             _clients[key] = shared
