@@ -62,6 +62,10 @@ def _tls_context(ca_certs: str | None) -> Any:
     from botocore.httpsession import create_urllib3_context
 
     context = create_urllib3_context()
+    # botocore leaves host-name matching to urllib3, so its context has it off; aiohttp
+    # relies on the context alone: without this a certificate the bundle trusts would be
+    # accepted whatever host it names (tests/test_tls.py).
+    context.check_hostname = True
     if ca_certs:
         context.load_verify_locations(ca_certs, None, None)
     return context
@@ -71,9 +75,12 @@ def _tls_context(ca_certs: str | None) -> Any:
 def shared_tls_session_class(*, tls: bool = True) -> type:
     """aiobotocore's HTTP session, creating its connector with the process's TLS context.
 
-    Exactly what ``AIOHTTPSession._create_connector`` does (verification on, the CA bundle
-    botocore resolves: certifi or ``AWS_CA_BUNDLE``), minus the reloading; proxies and
-    client certificates take aiobotocore's own path.
+    What ``AIOHTTPSession._create_connector`` does (verification on, the CA bundle
+    botocore resolves: certifi or ``AWS_CA_BUNDLE``), minus the reloading, plus two
+    fixes: the certificate must name the host (botocore's context leaves that check to
+    urllib3, which aiohttp does not use), and a plain HTTP proxy does not turn
+    verification off. Client certificates and TLS proxies take aiobotocore's own path,
+    with the host-name check turned on.
 
     ``tls=False`` is for a client of an ``http://`` endpoint, which never opens a TLS
     connection: loading a CA bundle for it costs ~235 million instructions (tens of
@@ -86,11 +93,26 @@ def shared_tls_session_class(*, tls: bool = True) -> type:
     from botocore.httpsession import get_cert_path
 
     class SharedTLSSession(AIOHTTPSession):  # type: ignore[misc]
+        def _get_ssl_context(self) -> Any:
+            # aiobotocore's own path (client certificates, TLS proxies) builds botocore's
+            # context, whose host-name check is off (see _tls_context): turn it on.
+            context = super()._get_ssl_context()
+            context.check_hostname = True
+            return context
+
         def _create_connector(self, proxy_url: str | None) -> Any:
             verify = getattr(self, "_verify", None)
-            simple = getattr(self, "_cert_file", 1) is None and isinstance(verify, bool | str)
-            if proxy_url or not simple or not verify:
+            if not verify:  # the caller turned verification off (verify=False)
                 return super()._create_connector(proxy_url)
+            proxy_tls = bool(proxy_url) and any(
+                self._proxy_config.settings.get(name) is not None
+                for name in ("proxy_ca_bundle", "proxy_client_cert")
+            )
+            simple = getattr(self, "_cert_file", 1) is None and isinstance(verify, bool | str)
+            if proxy_tls or not simple:
+                return super()._create_connector(proxy_url)
+            # Also behind a plain proxy, where aiobotocore would pass ssl=False (no
+            # verification at all) when no proxy CA bundle is configured.
             return aiohttp.TCPConnector(
                 limit=self._max_pool_connections,
                 ssl=_tls_context(get_cert_path(verify)) if tls else True,
