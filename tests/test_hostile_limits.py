@@ -177,3 +177,33 @@ async def test_counts_refuse_what_the_full_read_refuses(
             await fresh.event_count("t")
         with pytest.raises(CorruptObjectError):
             await fresh.get_events_since("t", 1)
+
+
+async def test_a_segment_shorter_than_its_stubs_say_is_corrupt_not_a_storage_error(
+    s3_server: EmbeddedS3Server, bucket: str, backdoor: Any
+) -> None:
+    """A compacted thread whose segment was emptied (metadata kept): get_turn's ranged GET,
+    sized from the stub, runs past the end and the server answers 416. Once that escaped
+    as StorageError from get_turn and aborted verify; it is CorruptObjectError, and
+    verify reports it."""
+    from s3_eventstore import CorruptObjectError
+
+    async with S3EventStore(
+        bucket, "archive/v1", endpoint_url=s3_server.endpoint_url, session=s3_server.session()
+    ) as store:
+        for turn in range(1, 4):
+            await store.append("t", turn, make_event(turn))
+            await store.finish_turn("t", turn)
+        assert (await store.compact("t")).turns_compacted == 3
+    listed = backdoor.list_objects_v2(Bucket=bucket, Prefix="archive/v1/")["Contents"]
+    [segment] = [o["Key"] for o in listed if o["Key"].rsplit("/", 1)[1].startswith("seg-")]
+    metadata = backdoor.head_object(Bucket=bucket, Key=segment)["Metadata"]
+    backdoor.put_object(Bucket=bucket, Key=segment, Body=b"", Metadata=metadata)
+    async with S3EventStore(
+        bucket, "archive/v1", endpoint_url=s3_server.endpoint_url, session=s3_server.session()
+    ) as fresh:
+        with pytest.raises(CorruptObjectError, match="shorter than the byte range"):
+            await fresh.get_turn("t", 2)
+        report = await fresh.verify("t")
+        assert report.problems
+        assert {p.error for p in report.problems} == {"CorruptObjectError"}

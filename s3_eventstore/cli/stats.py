@@ -58,7 +58,8 @@ def render_stats(stats: ArchiveStats) -> str:
     unknown = "- (--no-manifests)"
     lines = [
         f"threads        {stats.threads}",
-        f"turns          {stats.turns if stats.turns is not None else unknown}",
+        f"turns          {stats.turns if stats.turns is not None else unknown}"
+        + (f" finished, {stats.open_turns} open" if stats.open_turns else ""),
         f"objects        {stats.objects}"
         + (f" ({plural(stats.segments, 'segment')} of compacted turns)" if stats.segments else ""),
         f"events         {stats.events if stats.events is not None else unknown}",

@@ -435,7 +435,8 @@ class ArchiveStats:
     other_objects: int
     """Objects under ``threads/`` that are not turn objects."""
     unreadable_manifests: int
-    """Turn objects or segments whose manifest could not be read."""
+    """Turn objects or segments whose manifest could not be read (stubs of compacted
+    turns and open turn objects are not counted here)."""
     costs: CostEstimate
     """Storage and request cost estimate for the objects."""
     segments: int = 0
@@ -444,6 +445,9 @@ class ArchiveStats:
     """Finished turns, from the manifests (a segment's says how many it holds); ``None``
     when manifests were not read. A turn left both in a segment and as its own object by
     an interrupted compaction counts twice until ``compact`` runs again."""
+    open_turns: int = 0
+    """Persisted open (suspended, unfinished) turn objects, from the manifests; their
+    events and raw bytes are included in :attr:`events` and :attr:`raw_bytes`."""
 
     @property
     def ratio(self) -> float | None:
@@ -459,6 +463,7 @@ class ArchiveStats:
             "objects": self.objects,
             "segments": self.segments,
             "turns": self.turns,
+            "open_turns": self.open_turns,
             "events": self.events,
             "raw_bytes": self.raw_bytes,
             "stored_bytes": self.stored_bytes,
@@ -488,7 +493,7 @@ async def archive_stats(
     layout = store.layout
     tally = SizeTally()
     threads: set[str] = set()
-    events = raw = other = unreadable = segments = turns = 0
+    events = raw = other = unreadable = segments = turns = open_turns = 0
     async for page in list_pages(store, layout.threads_root):
         keys: list[tuple[str, bool]] = []
         for obj in page.get("Contents", []):
@@ -512,7 +517,11 @@ async def archive_stats(
                 for key, is_segment in keys
             )
             for found in found_all:
-                if isinstance(found, TurnManifest):
+                if isinstance(found, _OpenTurn):
+                    open_turns += 1
+                    events += found.manifest.events
+                    raw += found.manifest.raw_bytes
+                elif isinstance(found, TurnManifest):
                     turns += 1
                     events += found.events
                     raw += found.raw_bytes
@@ -535,6 +544,7 @@ async def archive_stats(
         costs=estimate_costs(tally),
         segments=segments,
         turns=turns if read_manifests else None,
+        open_turns=open_turns,
     )
 
 
@@ -551,11 +561,31 @@ async def _safe_segment_manifest(
         return err
 
 
-async def _safe_manifest(store: S3EventStore, key: str) -> TurnManifest | IntegrityError | None:
+@dataclass(frozen=True, slots=True)
+class _OpenTurn:
+    """A persisted open turn object's manifest (docs/FORMAT.md section 11)."""
+
+    manifest: TurnManifest
+
+
+async def _safe_manifest(
+    store: S3EventStore, key: str
+) -> TurnManifest | _OpenTurn | IntegrityError | None:
+    """A turn object's manifest; ``None`` for a stub (its turn is counted by its segment)
+    or an object gone since the LIST; the error when the manifest is malformed."""
     try:
         return await _manifest(store, key)
     except IntegrityError as err:
-        return err
+        # Not a finished turn object: a stub (compacted) or an open turn object, like
+        # _turn_info tells them apart, else a real problem.
+        try:
+            head = await store.objects.head(key)
+            if head is None or Stub.from_metadata(head.metadata, key=key) is not None:
+                return None
+            opened = open_manifest(head.metadata, key=key)
+        except IntegrityError:
+            return err
+        return err if opened is None else _OpenTurn(opened)
 
 
 # --- verification ----------------------------------------------------------------------

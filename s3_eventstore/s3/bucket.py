@@ -30,12 +30,19 @@ from typing import TYPE_CHECKING, Any, Final
 
 from s3_eventstore.errors import (
     ConfigurationError,
+    CorruptObjectError,
     ObjectLockedError,
     PreconditionFailedError,
     StorageError,
 )
 from s3_eventstore.s3.client import DeadlineClient, log_retries, open_client, within
-from s3_eventstore.s3.errors import error_code, is_not_found, is_precondition_failed, translate
+from s3_eventstore.s3.errors import (
+    error_code,
+    is_not_found,
+    is_precondition_failed,
+    is_range_not_satisfiable,
+    translate,
+)
 from s3_eventstore.s3.metrics import RequestCounter
 from s3_eventstore.s3.objects import ListedObject, ObjectHead, PutMode, StoredObject, VersionRef
 from s3_eventstore.s3.pool import ClientLease, count_by_context, lease_client
@@ -209,6 +216,7 @@ class Bucket:
         or, with ``if_match``, when another version replaced it.
 
         Raises:
+            CorruptObjectError: the object ends before ``byte_range`` starts (416).
             StorageError: the GET failed.
         """
         params: dict[str, Any] = {"Bucket": self.name, "Key": key}
@@ -230,6 +238,14 @@ class Bucket:
         except Exception as err:
             if is_not_found(err) or (if_match is not None and is_precondition_failed(err)):
                 return None
+            if byte_range is not None and is_range_not_satisfiable(err):
+                # Every range this library asks for comes from a size it was told (the
+                # LIST, a manifest, a stub): an object shorter than that is corrupt.
+                raise CorruptObjectError(
+                    f"object is shorter than the byte range {byte_range[0]}.."
+                    f"{byte_range[1] - 1} its listed or recorded size implies",
+                    key=key,
+                ) from err
             raise translate(err, operation="GetObject", key=key) from err
         return StoredObject(body, str(response.get("ETag", "")), dict(response.get("Metadata", {})))
 

@@ -74,6 +74,11 @@ def is_precondition_failed(err: BaseException) -> bool:
     return error_code(err) == "PreconditionFailed" or http_status(err) == 412
 
 
+def is_range_not_satisfiable(err: BaseException) -> bool:
+    """True for the 416 of a ranged GET that starts past the object's end."""
+    return error_code(err) == "InvalidRange" or http_status(err) == 416
+
+
 def is_not_found(err: BaseException) -> bool:
     """True for 404 NoSuchKey (GET) and 404 NotFound (HEAD)."""
     return error_code(err) in NOT_FOUND_CODES or (
