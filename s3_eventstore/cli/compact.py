@@ -73,10 +73,11 @@ def compact(
     """Merge finished turn objects of THREADS into segment objects.
 
     Fewer, larger objects: cheaper archive classes, one GET per segment to read a
-    thread, event counts from the LIST alone. Compact idle threads only: a worker that
-    finishes an already-compacted turn later makes a conflicting second copy. Running
-    it again is safe: a thread with nothing left to merge is reported as such. Exits 3
-    if a named thread does not exist (the others are still compacted).
+    thread, event counts from the LIST alone. Each compacted turn leaves a stub under
+    its key, so a worker that finishes an already-compacted turn later is still refused
+    (TurnAlreadyFinishedError); open turns are left alone. Running it again is safe: a
+    thread with nothing left to merge is reported as such. Exits 3 if a named thread
+    does not exist (the others are still compacted).
 
     \b
     Examples:

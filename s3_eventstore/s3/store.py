@@ -553,9 +553,9 @@ class S3EventStore(EventStore):
         min_turns: int = 2,
     ) -> CompactionReport:
         """Merge the thread's finished turn objects into segments (see
-        :func:`s3_eventstore.s3.compaction.compact`, which this calls). Compact idle
-        threads: a turn finished again by another writer after compaction freed its key
-        makes reads raise :class:`ConflictingCopiesError`.
+        :func:`s3_eventstore.s3.compaction.compact`, which this calls). Each compacted
+        turn keeps a stub under its key (docs/FORMAT.md section 11.5), so a later
+        ``finish_turn`` of it by any writer still raises :class:`TurnAlreadyFinishedError`.
 
         Raises:
             As :func:`s3_eventstore.s3.compaction.compact`.
