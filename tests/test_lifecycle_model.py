@@ -285,9 +285,15 @@ class Schedule:
             rate, self.proxy.rate = self.proxy.rate, 0.0
             try:
                 _, flushed = await self.attempt(self.workers[w].flush)
+                self.expect(step, flushed, model.flush(w))
+                # A flush stops at a refused turn; flush on until it returns, so that it
+                # reaches this turn (seed 202612015024: a refused turn 1 stopped it, and
+                # turn 2's delayed PUT had landed while the model still held it pending).
+                while flushed.error == "TurnAlreadyFinishedError":
+                    _, flushed = await self.attempt(self.workers[w].flush)
+                    self.expect(step, flushed, model.flush(w))
             finally:
                 self.proxy.rate = rate
-            self.expect(step, flushed, model.flush(w))
             return
         want = Outcome()
         if due:
