@@ -232,9 +232,9 @@ def test_which_endpoints_are_probed_by_default() -> None:
 
 
 def carries_checksum(info: RequestInfo) -> bool:
-    """A PUT-like request carrying an x-amz-checksum-* header (what such servers refuse)."""
-    writes = ("PutObject", "UploadPart", "CreateMultipartUpload", "CompleteMultipartUpload")
-    return info.operation in writes and any(
+    """Any request carrying an x-amz-checksum-* header (what such servers refuse, on
+    every operation: DeleteObjects too, where botocore always adds one)."""
+    return any(
         name.lower().startswith("x-amz-checksum") or name.lower() == "x-amz-sdk-checksum-algorithm"
         for name, _ in info.headers
     )
@@ -254,6 +254,40 @@ async def test_checksum_headers_can_be_turned_off(
         events = await finish(relaxed, "t", 2)
         assert (await relaxed.get_turn("t", 2)).events == tuple(events)  # type: ignore[union-attr]
     assert read_behind(backdoor, bucket, relaxed.layout.turn_key("t", 2)) == events
+
+
+async def test_clear_and_compact_without_checksum_headers(
+    proxy: FaultProxy, s3_server: EmbeddedS3Server, bucket: str, backdoor: Any
+) -> None:
+    """DeleteObjects requires a checksum: botocore adds CRC32 whatever the settings, so a
+    store with checksum_headers=False sends Content-MD5 instead (clear, purge, compaction's
+    clean-up) and never a flexible-checksum header."""
+    proxy.plan_next(FaultKind.BAD_REQUEST, EVERY, match=carries_checksum)
+    async with store_via(proxy.endpoint_url, s3_server, bucket, checksum_headers=False) as store:
+        for turn in range(1, 4):
+            await finish(store, "t", turn)
+        await store.compact("t")
+        assert len(await store.get_events("t")) == 6
+        await store.clear("t")
+        assert await store.get_turns("t") == []
+    assert not [key for key in all_keys(backdoor, bucket) if "/thread=t/" in key]
+    stats = proxy.stats()
+    assert stats.requests.get("DeleteObjects", 0) >= 1
+    assert stats.faults.get("bad_request", 0) == 0  # no request carried a checksum header
+
+
+async def test_strict_clear_is_refused_by_such_a_server(
+    proxy: FaultProxy, s3_server: EmbeddedS3Server, bucket: str
+) -> None:
+    """The control: with checksum headers on, the DeleteObjects of clear carries
+    botocore's CRC32 and the server refuses it (typed, and the turns are still there)."""
+    async with store_via(s3_server.endpoint_url, s3_server, bucket) as writer:
+        await finish(writer, "t", 1)
+    proxy.plan_next(FaultKind.BAD_REQUEST, EVERY, match=carries_checksum)
+    async with store_via(proxy.endpoint_url, s3_server, bucket, check_endpoint=False) as strict:
+        with pytest.raises(StorageError, match="InvalidRequest"):
+            await strict.clear("t")
+        assert len(await strict.get_turns("t")) == 1
 
 
 async def test_streamed_turns_without_checksum_headers(
@@ -290,6 +324,22 @@ async def test_doctor_recommends_turning_checksum_headers_off(
     assert "checksum_headers=False" in report.format()
 
 
+async def test_doctor_checks_the_endpoint_as_a_store_without_checksum_headers(
+    proxy: FaultProxy, s3_server: EmbeddedS3Server, bucket: str
+) -> None:
+    """Following the doctor's own advice gives a clean report: with checksum_headers=False
+    nothing carries a checksum header (delete_objects included) and the checksum checks
+    say they are not used."""
+    proxy.plan_next(FaultKind.BAD_REQUEST, EVERY, match=carries_checksum)
+    report = await run_doctor(
+        proxy.endpoint_url, bucket, PREFIX, session=s3_server.session(), checksum_headers=False
+    )
+    assert report.ok, report.format()
+    assert report.check("delete_objects").ok
+    assert "not used" in report.check("checksum_sha256").detail
+    assert proxy.stats().faults.get("bad_request", 0) == 0
+
+
 def test_cli_no_checksum_headers_writes_to_such_a_server(
     proxy: FaultProxy, cli_env: None, archive: Archive
 ) -> None:
@@ -306,6 +356,23 @@ def test_cli_no_checksum_headers_writes_to_such_a_server(
     assert report["turns_compacted"] == len(archive.turns[thread])
     cat = invoke(archive, "cat", thread)
     assert cat.stdout_bytes == archive.payload(thread)
+
+
+def test_cli_doctor_and_clear_follow_no_checksum_headers(
+    proxy: FaultProxy, cli_env: None, archive: Archive
+) -> None:
+    """The doctor's advice, followed on the command line: ``doctor`` fails (exit 5) with
+    checksum headers and passes without; ``clear`` likewise deletes the thread."""
+    proxy.plan_next(FaultKind.BAD_REQUEST, EVERY, match=carries_checksum)
+    via_proxy = replace(archive, endpoint_url=proxy.endpoint_url)
+    strict = invoke(via_proxy, "doctor")
+    assert strict.exit_code == ExitCode.STORAGE, strict.output
+    relaxed = invoke(via_proxy, "doctor", "--no-checksum-headers")
+    assert relaxed.exit_code == 0, relaxed.output
+    thread = next(iter(archive.turns))
+    cleared = invoke(via_proxy, "clear", thread, "--yes", "--no-checksum-headers")
+    assert cleared.exit_code == 0, cleared.output
+    assert invoke(archive, "cat", thread).exit_code == ExitCode.NOT_FOUND
 
 
 def test_cli_shows_each_retry_on_stderr(proxy: FaultProxy, cli_env: None, archive: Archive) -> None:

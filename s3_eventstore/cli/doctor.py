@@ -59,4 +59,10 @@ async def _doctor(config: ArchiveConfig) -> DoctorReport:
         import aioboto3
 
         session = aioboto3.Session(profile_name=config.profile, region_name=config.region)
-    return await run_doctor(config.endpoint_url, bucket, prefix, session=session)
+    return await run_doctor(
+        config.endpoint_url,
+        bucket,
+        prefix,
+        session=session,
+        checksum_headers=config.checksum_headers,
+    )

@@ -10,7 +10,9 @@ endpoint behaviour) use this module.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
+import hashlib
 import logging
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from s3_eventstore.s3.config import ClientSettings
     from s3_eventstore.s3.metrics import RequestCounter
 
-__all__ = ["DeadlineClient", "log_retries", "open_client", "within"]
+__all__ = ["DeadlineClient", "log_retries", "md5_for_required_checksums", "open_client", "within"]
 
 logger = logging.getLogger("s3_eventstore.retries")
 """Where retries are logged (INFO): a child of the library's logger, so the CLI can show
@@ -52,7 +54,45 @@ async def open_client(settings: ClientSettings, stack: AsyncExitStack, session: 
         context = shared_session(settings.profile_name).create_client("s3", **options)
     else:
         context = session.client("s3", **options)
-    return log_retries(await stack.enter_async_context(context))
+    client = log_retries(await stack.enter_async_context(context))
+    if not settings.checksum_headers:
+        md5_for_required_checksums(client)
+    return client
+
+
+def md5_for_required_checksums(client: Any) -> Any:
+    """Send ``Content-MD5`` instead of ``x-amz-checksum-*`` where an operation requires a
+    checksum (DeleteObjects): for ``checksum_headers=False``, on servers that answer 400
+    to the flexible-checksum headers.
+
+    botocore 1.36+ adds a CRC32 checksum to every operation whose model marks a checksum
+    as required, whatever ``request_checksum_calculation`` says; S3 has always accepted
+    ``Content-MD5`` for them (its DeleteObjects documentation: "The Content-MD5 or
+    x-amz-sdk-checksum-algorithm header is required"). Runs just before signing, so the
+    signature covers the header. Returns ``client``.
+    """
+    client.meta.events.register(
+        "before-sign.s3", _replace_checksum_headers, unique_id="s3es-content-md5"
+    )
+    return client
+
+
+def _replace_checksum_headers(request: Any = None, **_: Any) -> None:
+    if request is None:
+        return
+    headers = request.headers
+    flexible = [
+        name
+        for name in list(headers.keys())
+        if name.lower().startswith("x-amz-checksum-")
+        or name.lower() == "x-amz-sdk-checksum-algorithm"
+    ]
+    if not flexible or not isinstance(request.body, bytes | bytearray):
+        return
+    for name in flexible:
+        del headers[name]
+    digest = hashlib.md5(request.body, usedforsecurity=False).digest()
+    headers["Content-MD5"] = base64.b64encode(digest).decode("ascii")
 
 
 @functools.cache
