@@ -207,3 +207,50 @@ async def test_a_segment_shorter_than_its_stubs_say_is_corrupt_not_a_storage_err
         report = await fresh.verify("t")
         assert report.problems
         assert {p.error for p in report.problems} == {"CorruptObjectError"}
+
+
+@pytest.mark.parametrize("damage", ["short-by-10", "planted-from-another-thread"])
+async def test_counts_of_a_compacted_thread_check_the_segment(
+    s3_server: EmbeddedS3Server, bucket: str, backdoor: Any, damage: str
+) -> None:
+    """Item 6 for segments: event_count of a compacted thread comes from the segment's
+    name, which a truncated segment (same name and metadata, 10 bytes short) or another
+    thread's segment copied under this thread's folder keeps. The count checks the
+    segment's index against name, thread and listed size first, as every full read
+    does: CorruptObjectError, never a number."""
+    from s3_eventstore import CorruptObjectError
+
+    async with S3EventStore(
+        bucket, "archive/v1", endpoint_url=s3_server.endpoint_url, session=s3_server.session()
+    ) as store:
+        for thread in ("t", "u"):
+            for turn in range(1, 4):
+                await store.append(thread, turn, make_event(turn))
+                await store.finish_turn(thread, turn)
+            assert (await store.compact(thread)).turns_compacted == 3
+    listed = backdoor.list_objects_v2(Bucket=bucket, Prefix="archive/v1/")["Contents"]
+    segments = {
+        o["Key"].split("/thread=")[1].split("/")[0]: o["Key"]
+        for o in listed
+        if o["Key"].rsplit("/", 1)[1].startswith("seg-")
+    }
+    victim = segments["t"]
+    if damage == "short-by-10":
+        body = backdoor.get_object(Bucket=bucket, Key=victim)["Body"].read()
+        metadata = backdoor.head_object(Bucket=bucket, Key=victim)["Metadata"]
+        backdoor.put_object(Bucket=bucket, Key=victim, Body=body[:-10], Metadata=metadata)
+    else:
+        source = segments["u"]
+        backdoor.copy_object(
+            Bucket=bucket, Key=victim, CopySource={"Bucket": bucket, "Key": source}
+        )
+    async with S3EventStore(
+        bucket, "archive/v1", endpoint_url=s3_server.endpoint_url, session=s3_server.session()
+    ) as fresh:
+        with pytest.raises(CorruptObjectError):
+            await fresh.event_count("t")
+        with pytest.raises(CorruptObjectError):
+            await fresh.get_events_since("t", 1)
+        with pytest.raises(CorruptObjectError):
+            await fresh.get_turns("t")
+        assert await fresh.event_count("u") == 3  # the intact thread still counts

@@ -398,6 +398,10 @@ class ThreadReader:
                     f"segment is {source.size} bytes: too small to hold any turn",
                     key=source.key,
                 )
+            # The name alone cannot tell a truncated or swapped segment: its verified
+            # index (cached per ETag, else one ranged GET of the tail) checks manifest
+            # against name, thread and listed size, as the full read does.
+            await self.segments.index(source, thread_id)
             return source.events
         if isinstance(source, _InSegment):
             return source.entry.manifest.events
