@@ -56,11 +56,14 @@ DOCTOR_DIR: Final = "_doctor/"
 _AWS_HOST_SUFFIXES: Final = (".amazonaws.com", ".amazonaws.com.cn")
 _RESULTS: dict[str, ProbeResult] = {}
 """Probe results by endpoint, for the life of the process (see :func:`endpoint_key`)."""
+_MULTIPART_RESULTS: dict[str, ProbeResult] = {}
+"""Multipart-completion probe results by endpoint, for the life of the process."""
 
 
 def forget_probes() -> None:
-    """Forget every endpoint's probe result: the next write to each probes again."""
+    """Forget every endpoint's probe results: the next write to each probes again."""
     _RESULTS.clear()
+    _MULTIPART_RESULTS.clear()
 
 
 def endpoint_key(endpoint_url: str) -> str:
@@ -346,18 +349,27 @@ class EndpointProbe:
         return self.multipart is None and self.wanted()
 
     async def probe_multipart(self) -> ProbeResult:
-        """Probe conditional multipart completion now, once (before the first stream).
+        """Probe conditional multipart completion now, once per endpoint per process
+        (before the first stream).
 
         Raises:
             StorageError: the probe could not run (it is tried again next time).
         """
         async with self._lock:
             if self.multipart is None:
+                endpoint = self._endpoint()
+                cache = None if endpoint is None else endpoint_key(endpoint)
+                cached = _MULTIPART_RESULTS.get(cache) if cache is not None else None
+                if cached is not None:
+                    self.multipart = cached
+                    return cached
                 key = f"{self._prefix}{DOCTOR_DIR}probe-multipart-{uuid.uuid4().hex}"
                 client = await self._bucket.bounded_client()
                 self.multipart = await probe_conditional_multipart_complete(
                     client, self._bucket.name, key
                 )
+                if cache is not None:
+                    _MULTIPART_RESULTS[cache] = self.multipart
                 if not self.multipart.honoured:
                     logger.warning(
                         "endpoint %s ignores If-None-Match on CompleteMultipartUpload: %s",
