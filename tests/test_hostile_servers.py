@@ -246,8 +246,9 @@ async def test_checksum_headers_can_be_turned_off(
     proxy.plan_next(FaultKind.BAD_REQUEST, EVERY, match=carries_checksum)
     async with store_via(proxy.endpoint_url, s3_server, bucket, check_endpoint=False) as strict:
         await strict.append("t", 1, make_event(0))
-        with pytest.raises(StorageError, match="InvalidRequest"):
+        with pytest.raises(StorageError, match="InvalidRequest") as refused:
             await strict.finish_turn("t", 1)
+        assert "checksum_headers=False" in str(refused.value)  # the way out, named
         assert len(strict.open_turns()) == 1  # kept open, nothing lost
         await strict.discard_turn("t", 1)  # close() would persist it and be refused the same way
     async with store_via(proxy.endpoint_url, s3_server, bucket, checksum_headers=False) as relaxed:

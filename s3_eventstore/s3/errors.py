@@ -86,6 +86,17 @@ def is_not_found(err: BaseException) -> bool:
     )
 
 
+_CHECKSUMMED: Final = frozenset(
+    {"PutObject", "UploadPart", "CreateMultipartUpload", "CompleteMultipartUpload", "DeleteObjects"}
+)
+"""Operations that carry x-amz-checksum-* headers by default (DeleteObjects always: botocore
+adds one where S3 requires a checksum)."""
+_CHECKSUM_REFUSAL_CODES: Final = frozenset(
+    {"InvalidRequest", "BadRequest", "InvalidArgument", "NotImplemented"}
+)
+"""What servers that do not know the flexible-checksum headers answer them with."""
+
+
 def translate(err: BaseException, *, operation: str, key: str | None = None) -> StorageError:
     """Map a driver exception to the library's error tree (raise the result ``from err``)."""
     where = f"{operation} {key}" if key else operation
@@ -101,6 +112,12 @@ def translate(err: BaseException, *, operation: str, key: str | None = None) -> 
             return StorageThrottledError(message, operation=operation, code=code)
         if code in UNAVAILABLE_CODES or (status is not None and status >= 500):
             return StorageUnavailableError(message, operation=operation, code=code)
+        if status in (400, 501) and code in _CHECKSUM_REFUSAL_CODES and operation in _CHECKSUMMED:
+            message += (
+                "; if this S3-compatible server refuses x-amz-checksum-* headers, pass "
+                "checksum_headers=False (CLI: --no-checksum-headers); `s3-eventstore doctor` "
+                "tells"
+            )
         return StorageError(message, operation=operation, code=code)
     name = type(err).__name__
     if name in ("NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"):
