@@ -526,7 +526,17 @@ def test_clear_prompts_on_stderr_so_json_stays_parseable(archive: Archive) -> No
     assert "Delete " in result.stderr
 
 
-WEIRD_IDS = ("new\nline", " lead", "trail ", "esc\x1b[31mred", "bell\x07", "tab\there", "back\\n")
+WEIRD_IDS = (
+    "new\nline",
+    " lead",
+    "trail ",
+    "esc\x1b[31mred",
+    "bell\x07",
+    "tab\there",
+    "back\\n",
+    "bidi\u202eevil",
+    "zero\u200bwidth",
+)
 
 
 @pytest.fixture
@@ -572,7 +582,13 @@ def test_text_output_escapes_control_characters(weird: Archive, argv: list[str])
     assert "esc\\x1b[31mred" in result.stdout
     assert "bell\\x07" in result.stdout
     assert "new\\nline" in result.stdout
-    assert "back\\n" in result.stdout  # a real backslash stays as it is
+    # A real backslash is doubled, so "back\\n" and a real newline never print alike.
+    assert "back\\\\n" in result.stdout
+    # Invisible and bidirectional format characters cannot reorder or hide text.
+    assert "\u202e" not in result.stdout
+    assert "\u200b" not in result.stdout
+    assert "bidi\\u202eevil" in result.stdout
+    assert "zero\\u200bwidth" in result.stdout
 
 
 @pytest.fixture

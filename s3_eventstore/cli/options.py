@@ -293,17 +293,25 @@ def _json_record(line: str) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_ESCAPED = re.compile(
+    "[\\\\\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]"
+)
+"""What text output escapes: the backslash itself (so an escape is never ambiguous), C0/C1
+control characters, line and paragraph separators, and the invisible format characters a
+terminal renders as nothing or uses to reorder text (zero-width, bidirectional overrides
+and isolates such as U+202E, BOM)."""
+_NAMED = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 
 def printable(text: str) -> str:
-    """``text`` with control characters escaped (``\\x1b``, ``\\n``), for a terminal.
+    """``text`` with control, invisible and bidirectional characters escaped (``\\x1b``,
+    ``\\n``, ``\\u202e``) and backslashes doubled, for a terminal.
 
-    Text output is for people: a thread id holding ESC or BEL must not drive the
-    terminal. Scripts read ids exactly from ``--json`` or ``-0``.
+    Text output is for people: a thread id holding ESC, BEL or a right-to-left override
+    must not drive the terminal, and two different ids never print alike. Scripts read ids
+    exactly from ``--json`` or ``-0``.
     """
-    return _CONTROL.sub(
+    return _ESCAPED.sub(
         lambda match: (
             _NAMED.get(match.group(), f"\\x{ord(match.group()):02x}")
             if ord(match.group()) < 0x100
